@@ -96,6 +96,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "STACK_GATEWAY_PORT": str(settings.port("gateway")),
         "STACK_STORE_BIND": "0.0.0.0" if settings["CLEARML_EXPOSE_STORES"] == "all" else "127.0.0.1",
         "STACK_ES_HEAP": settings.es_heap,
+        "STACK_HEALTH_INTERVAL": settings["CLEARML_HEALTHCHECK_INTERVAL"],
         "STACK_FILES_URL": files_url(settings),
     }
 

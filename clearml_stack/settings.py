@@ -158,6 +158,8 @@ SETTINGS: tuple[Setting, ...] = (
             _regex(r"auto|[1-9][0-9]*[mg]", "must be auto or a size like 2g or 512m"), "use e.g. 2g"),
     Setting("CLEARML_WAIT_TIMEOUT", "300", "Seconds `inv up` waits for every service to be healthy",
             _positive_int, "use e.g. 300"),
+    Setting("CLEARML_HEALTHCHECK_INTERVAL", "5s", "How often each container's healthcheck runs (e.g. 5s, 1s)",
+            _regex(r"[1-9][0-9]*(?:ms|s|m)", "must be a duration like 5s, 500ms or 1m"), "use e.g. 5s"),
     Setting("CLEARML_WATCHDOG_THRESHOLD_SEC", "7200", "Running tasks silent this long are stopped by the server",
             _positive_int, "use seconds, e.g. 7200"),
     Setting("CLEARML_WATCHDOG_INTERVAL_SEC", "900", "How often the server's task watchdog runs", _positive_int,

@@ -1,0 +1,73 @@
+"""Test helpers: a kit instance in a temp directory, driven through the real `inv` command line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INV = Path(sys.executable).parent / "inv"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_environ() -> dict[str, str]:
+    """The test process environment without any settings a developer may have exported."""
+    from clearml_stack.settings import BY_KEY
+
+    return {k: v for k, v in os.environ.items() if k not in BY_KEY and k != "CLEARML_ENV_FILE"}
+
+
+@dataclass
+class Kit:
+    """One deployment's settings in ``dir``; ``env`` holds settings given as environment variables."""
+
+    dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env_file(self) -> Path:
+        return self.dir / ".env"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def project(self) -> str:
+        return self.env["COMPOSE_PROJECT_NAME"]
+
+    def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**clean_environ(), "CLEARML_ENV_FILE": str(self.env_file), "NO_COLOR": "1",
+                **self.env, **(extra or {})}
+
+    def inv(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 600,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run ``inv ARGS`` as a user would; raises with the output when ``check`` and it fails."""
+        proc = subprocess.run([str(INV), *args], cwd=ROOT, env=self.environ(extra_env), input=input, text=True,
+                              capture_output=True, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"inv {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout}"
+                                 f"\n--- stderr\n{proc.stderr}")
+        return proc
+
+    def settings(self):
+        from clearml_stack.settings import load
+
+        return load(self.environ())
+
+
+def new_kit(tmp_path: Path, **env: str) -> Kit:
+    project = f"clt{uuid.uuid4().hex[:8]}"
+    return Kit(tmp_path, {"COMPOSE_PROJECT_NAME": project, **env})
