@@ -81,7 +81,15 @@ def find() -> ComposeProgram:
 
 
 def environment(settings: Settings) -> dict[str, str]:
-    """The ``STACK_*`` values compose files read, derived from settings (pure apart from RAM for auto heap)."""
+    """The ``STACK_*`` values compose files read, derived from settings.
+
+    Pure apart from RAM (auto heap) and the hash of the rendered gateway files.
+    """
+    from .gateway import fingerprint as gateway_fingerprint
+    from .render.nginx import container_port
+    from .urls import public_urls
+
+    urls = public_urls(settings)
     return {
         "STACK_DATA_DIR": str(settings.data_dir),
         "STACK_SERVER_IMAGE": settings.image("server"),
@@ -94,6 +102,13 @@ def environment(settings: Settings) -> dict[str, str]:
         "STACK_API_PORT": str(settings.port("api")),
         "STACK_FILES_PORT": str(settings.port("files")),
         "STACK_GATEWAY_PORT": str(settings.port("gateway")),
+        # access modes: the public address, the gateway's container port and config hash, public URLs
+        "STACK_PUBLIC_BIND": settings.public_bind,
+        "STACK_GATEWAY_TARGET": str(container_port(settings)),
+        "STACK_GATEWAY_HTTP_PORT": settings["CLEARML_GATEWAY_HTTP_PORT"],
+        "STACK_GATEWAY_CONFIG": gateway_fingerprint(settings),
+        "STACK_PUBLIC_API_URL": urls.api,
+        "STACK_PUBLIC_FILES_URL": urls.files,
         "STACK_STORE_BIND": "0.0.0.0" if settings["CLEARML_EXPOSE_STORES"] == "all" else "127.0.0.1",
         "STACK_ES_HEAP": settings.es_heap,
         "STACK_HEALTH_INTERVAL": settings["CLEARML_HEALTHCHECK_INTERVAL"],
@@ -103,10 +118,9 @@ def environment(settings: Settings) -> dict[str, str]:
 
 def files_url(settings: Settings) -> str:
     """The canonical file server URL clients store in artifact links (what async delete matches)."""
-    if settings.mode == "subdomains":
-        scheme = "https" if settings["CLEARML_TLS"] != "off" else "http"
-        return f"{scheme}://files.{settings.domain}"
-    return f"http://localhost:{settings.port('files')}"
+    from .urls import public_urls
+
+    return public_urls(settings).files
 
 
 def argv(program: ComposeProgram, settings: Settings, layers: Sequence[str], args: Sequence[str]) -> list[str]:

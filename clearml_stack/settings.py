@@ -19,6 +19,7 @@ from .errors import StackError
 KIT_ROOT = Path(__file__).resolve().parent.parent
 MODES = ("tunnel", "lightning-proxy", "subdomains", "ports")
 EXPOSE_CHOICES = ("no", "loopback", "all")
+TLS_CHOICES = ("off", "self-signed", "provided", "external")
 
 Check = Callable[[str], "str | None"]  # returns the reason a value is bad, or None
 
@@ -34,6 +35,17 @@ def _port(v: str) -> str | None:
     if not v.isdigit() or not 1 <= int(v) <= 65535:
         return "must be a port number between 1 and 65535"
     return None
+
+
+def _optional_port(v: str) -> str | None:
+    return None if v == "" else _port(v)
+
+
+def _ipv4(v: str) -> str | None:
+    parts = v.split(".")
+    if len(parts) == 4 and all(p.isdigit() and int(p) <= 255 and str(int(p)) == p for p in parts):
+        return None
+    return "must be an IPv4 address such as 0.0.0.0 or 127.0.0.1"
 
 
 def _positive_int(v: str) -> str | None:
@@ -94,6 +106,10 @@ def _path(v: str) -> str | None:
     return None if v.strip() and "\n" not in v else "must be a path"
 
 
+def _optional_path(v: str) -> str | None:
+    return None if v == "" else _path(v)
+
+
 # --- the settings table ---------------------------------------------------------------------
 
 
@@ -138,12 +154,21 @@ SETTINGS: tuple[Setting, ...] = (
     # how people reach it
     Setting("CLEARML_ACCESS_MODE", "tunnel", "tunnel | lightning-proxy | subdomains | ports (see README)",
             _choice(MODES), "pick one of: " + ", ".join(MODES)),
-    Setting("CLEARML_DOMAIN", "", "Base domain for subdomains mode (app./api./files.<domain>)", check_domain,
+    Setting("CLEARML_DOMAIN", "", "Public name: base domain in subdomains mode (app./api./files.<domain>), the "
+            "Studio host in lightning-proxy mode, the server's name in ports mode", check_domain,
             "use a bare name like clearml.example.com, or run `inv install --domain NAME`"),
-    Setting("CLEARML_TLS", "off", "TLS at the gateway (subdomains mode): off | self-signed | provided",
-            _choice(("off", "self-signed", "provided")), "use off, self-signed, or provided (with the two paths below)"),
-    Setting("CLEARML_TLS_CERT", "", "Certificate chain (PEM) when CLEARML_TLS=provided"),
-    Setting("CLEARML_TLS_KEY", "", "Private key (PEM) when CLEARML_TLS=provided"),
+    Setting("CLEARML_TLS", "off", "TLS at the gateway (subdomains mode): off | self-signed | provided | external "
+            "(a proxy in front ends TLS: Lightning, Cloudflare)",
+            _choice(TLS_CHOICES), "use off, self-signed, provided (with the two paths below) or external"),
+    Setting("CLEARML_TLS_CERT", "", "Certificate chain (PEM) when CLEARML_TLS=provided", _optional_path,
+            "give the path of a PEM file, e.g. /etc/letsencrypt/live/example.com/fullchain.pem"),
+    Setting("CLEARML_TLS_KEY", "", "Private key (PEM) when CLEARML_TLS=provided", _optional_path,
+            "give the path of a PEM file, e.g. /etc/letsencrypt/live/example.com/privkey.pem"),
+    Setting("CLEARML_PUBLIC_BIND", "0.0.0.0", "Address the mode's public ports listen on (the gateway; web/API/files "
+            "in ports and lightning-proxy modes); 127.0.0.1 keeps them on this host", _ipv4,
+            "use 0.0.0.0 (all interfaces), 127.0.0.1 (behind cloudflared or a proxy on this host) or one address"),
+    Setting("CLEARML_GATEWAY_HTTP_PORT", "", "Extra plain-HTTP gateway port redirecting to HTTPS (e.g. 80 when "
+            "CLEARML_GATEWAY_PORT=443); empty: none", _optional_port, "give a free port such as 80, or leave it empty"),
     Setting("CLEARML_SERVICES_AGENT", "true", "Run the services agent (agents layer) with the server", _bool,
             "use true or false"),
     Setting("CLEARML_WEB_PORT", "8080", "Host port of the web UI", _port, "pick a free port, e.g. 8080"),
@@ -218,14 +243,14 @@ def problems(values: Mapping[str, str]) -> list[str]:
     if "CLEARML_SERVER_VERSION" not in bad and versions.release(version) is None:
         found.append(f"CLEARML_SERVER_VERSION={version!r}: the kit does not know this release; "
                      f"fix: use one of {', '.join(versions.known_versions())}")
-    if values.get("CLEARML_ACCESS_MODE") == "subdomains" and not values.get("CLEARML_DOMAIN"):
-        found.append(
-            "CLEARML_DOMAIN='': subdomains mode needs a base domain; "
-            "fix: run `inv install --domain clearml.example.com` (app./api./files. must resolve to this host)"
-        )
+    from .access import problems as access_problems  # lazily: access imports this module
+
+    found += access_problems(values, bad)
     ports = {k: values.get(k, "") for k in ("CLEARML_WEB_PORT", "CLEARML_API_PORT", "CLEARML_FILES_PORT")}
     if values.get("CLEARML_ACCESS_MODE") == "subdomains":
         ports["CLEARML_GATEWAY_PORT"] = values.get("CLEARML_GATEWAY_PORT", "")
+        if values.get("CLEARML_GATEWAY_HTTP_PORT") and values.get("CLEARML_TLS") in ("self-signed", "provided"):
+            ports["CLEARML_GATEWAY_HTTP_PORT"] = values["CLEARML_GATEWAY_HTTP_PORT"]
     seen: dict[str, str] = {}
     for key, port in ports.items():
         if port in seen:
@@ -318,7 +343,17 @@ class Settings:
     @property
     def bind_address(self) -> str:
         """Where the web/api/files ports are published: loopback unless the mode needs them public."""
-        return "0.0.0.0" if self.mode in ("ports", "lightning-proxy") else "127.0.0.1"
+        return self.public_bind if self.mode in ("ports", "lightning-proxy") else "127.0.0.1"
+
+    @property
+    def public_bind(self) -> str:
+        """Where the ports the mode makes public listen (the gateway; web/api/files in ports/lightning-proxy)."""
+        return self.values["CLEARML_PUBLIC_BIND"]
+
+    @property
+    def tls(self) -> str:
+        """TLS at the gateway: off, self-signed, provided or external (ended by a proxy in front)."""
+        return self.values["CLEARML_TLS"]
 
     @property
     def release(self) -> versions.Release:

@@ -1,4 +1,9 @@
-"""Where people reach the server in each access mode (pure)."""
+"""Where people reach the server in each access mode (pure).
+
+``public_urls(settings)`` is the one answer to "which web, API and file server URLs do browsers,
+``clearml.conf`` and agents use": every mode, every TLS choice. Everything else (the printed next
+steps, ``inv host``, client configs, the file server URL prefix async delete matches) derives from it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
+from .access import gateway_public_port, public_scheme, studio_host
 from .settings import Settings
 
 
@@ -17,33 +23,38 @@ class ServerUrls:
 
 
 def lightning_host(environ: Mapping[str, str] | None = None) -> str:
-    environ = os.environ if environ is None else environ
-    return environ.get("LIGHTNING_CLOUDSPACE_HOST", "")
+    """This Lightning Studio's public host (``$LIGHTNING_CLOUDSPACE_HOST``), or "" elsewhere."""
+    return studio_host(os.environ if environ is None else environ)
 
 
-def public_urls(settings: Settings, environ: Mapping[str, str] | None = None) -> ServerUrls:
-    """The URLs users open and put in clearml.conf for the active mode."""
+def public_urls(settings: Settings, hostname: str | None = None) -> ServerUrls:
+    """The URLs users open and put in clearml.conf for the active mode.
+
+    ``hostname`` is this machine's name for ports mode when CLEARML_DOMAIN is empty (default: the
+    kernel's node name).
+    """
     mode = settings.mode
     web, api, files = settings.port("web"), settings.port("api"), settings.port("files")
     if mode == "subdomains":
-        tls = settings["CLEARML_TLS"] != "off"
-        scheme = "https" if tls else "http"
-        gw = settings.port("gateway")
-        suffix = "" if (tls and gw == 443) or (not tls and gw == 80) or _behind_lightning(settings, environ) else f":{gw}"
         d = settings.domain
-        return ServerUrls(f"{scheme}://app.{d}{suffix}", f"{scheme}://api.{d}{suffix}", f"{scheme}://files.{d}{suffix}")
+        scheme = public_scheme(mode, settings.tls)
+        port = gateway_public_port(settings.tls, settings.port("gateway"))
+        suffix = f":{port}" if port else ""
+        return ServerUrls(f"{scheme}://app.{d}{suffix}", f"{scheme}://api.{d}{suffix}",
+                          f"{scheme}://files.{d}{suffix}")
     if mode == "lightning-proxy":
-        host = lightning_host(environ) or "<LIGHTNING_CLOUDSPACE_HOST>"
+        host = settings.domain  # the Studio host; Lightning serves <port>-<host> over https
         return ServerUrls(f"https://{web}-{host}", f"https://{api}-{host}", f"https://{files}-{host}")
     if mode == "ports":
-        host = os.uname().nodename
+        host = settings.domain or hostname or os.uname().nodename
         return ServerUrls(f"http://{host}:{web}", f"http://{host}:{api}", f"http://{host}:{files}")
     return local_urls(settings)
 
 
-def _behind_lightning(settings: Settings, environ: Mapping[str, str] | None) -> bool:
-    host = lightning_host(environ)
-    return bool(host) and settings.domain.endswith(host)
+def gateway_names(settings: Settings) -> tuple[str, str, str]:
+    """The three host names the gateway serves (subdomains mode): app., api., files. of the domain."""
+    d = settings.domain
+    return f"app.{d}", f"api.{d}", f"files.{d}"
 
 
 def local_urls(settings: Settings) -> ServerUrls:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..access import public_scheme
 from ..settings import Settings
 from ..users import User
 from . import hocon
@@ -31,7 +32,12 @@ def cookie_domain(settings: Settings) -> str | None:
 
 
 def cookie_secure(settings: Settings) -> bool:
-    return settings.values.get("CLEARML_TLS", "off") not in ("", "off")
+    """Mark the cookie Secure exactly when browsers reach the server over https.
+
+    CLEARML_TLS only matters in subdomains mode: left on in another mode (plain http on ports), a
+    Secure cookie would never come back and every login would loop.
+    """
+    return public_scheme(settings.mode, settings.tls) == "https"
 
 
 def render_apiserver(settings: Settings, users: list[User]) -> str:
