@@ -48,7 +48,9 @@ def published_ports(settings: Settings, layers: Iterable[str]) -> list[tuple[str
     layers = list(layers)
     ports = [(f"CLEARML_{n.upper()}_PORT", settings.bind_address, settings.port(n)) for n in ("web", "api", "files")]
     if "nginx" in layers:
-        ports.append(("CLEARML_GATEWAY_PORT", "0.0.0.0", settings.port("gateway")))
+        ports.append(("CLEARML_GATEWAY_PORT", settings.public_bind, settings.port("gateway")))
+    if "nginx-http" in layers:
+        ports.append(("CLEARML_GATEWAY_HTTP_PORT", settings.public_bind, int(settings["CLEARML_GATEWAY_HTTP_PORT"])))
     return ports
 
 

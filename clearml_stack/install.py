@@ -112,7 +112,22 @@ def render_config(settings: Settings, report: InstallReport) -> list[str]:
         give_to_service_user(path)
     if changed:
         report.add(f"rendered {', '.join(changed)} in {settings.config_dir}")
+    render_gateway_files(settings, report)
     return changed
+
+
+def render_gateway_files(settings: Settings, report: InstallReport) -> None:
+    """The nginx gateway's config and certificate (subdomains mode; nothing in other modes)."""
+    from . import gateway, tls, ui
+
+    done = gateway.render(settings)
+    for line in done.lines:
+        report.add(line)
+    for warning in done.warnings:
+        ui.warn(warning)
+    if done.new_ca:
+        for line in tls.trust_instructions(str(gateway.ca_cert_path(settings))):
+            ui.note(line)
 
 
 def install(updates: Mapping[str, str], environ: Mapping[str, str] | None = None) -> tuple[Settings, InstallReport]:

@@ -6,12 +6,15 @@ from pathlib import Path
 
 from .settings import Settings, truthy
 
-ALL_LAYERS = ("base", "auth", "nginx", "agents", "ports-exposed")
+ALL_LAYERS = ("base", "auth", "nginx", "nginx-http", "web-urls", "agents", "ports-exposed")
 DESCRIPTIONS = {
     "base": "the official services (apiserver, fileserver, webserver, async_delete, mongo, elasticsearch, "
     "redis) with healthchecks, ordered start-up and ports on the mode's address",
     "auth": "closed server: fixed-user login on, fileserver token checks on (applies once a user exists)",
     "nginx": "gateway routing app./api./files.<domain> on one port, optional TLS (subdomains mode)",
+    "nginx-http": "the gateway's plain-HTTP port redirecting to HTTPS (TLS at the gateway and "
+    "CLEARML_GATEWAY_HTTP_PORT set)",
+    "web-urls": "tells the web UI the API and file server URLs (lightning-proxy mode)",
     "agents": "the services agent (CLEARML_SERVICES_AGENT) and scalable worker agents",
     "ports-exposed": "publishes Mongo, Elasticsearch and Redis (CLEARML_EXPOSE_STORES=loopback|all)",
 }
@@ -24,6 +27,10 @@ def select(settings: Settings, has_users: bool) -> list[str]:
         chosen.append("auth")
     if settings.mode == "subdomains":
         chosen.append("nginx")
+        if settings.tls in ("self-signed", "provided") and settings["CLEARML_GATEWAY_HTTP_PORT"]:
+            chosen.append("nginx-http")
+    if settings.mode == "lightning-proxy":
+        chosen.append("web-urls")
     if truthy(settings["CLEARML_SERVICES_AGENT"]):
         chosen.append("agents")
     if settings["CLEARML_EXPOSE_STORES"] != "no":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from . import checks, compose, hostinfo, layers as layer_mod, ui
+from .access import access_next_steps, access_warnings
 from .errors import StackError
 from .health import ServiceState, api_ping, not_good, parse_ps
 from .install import InstallReport, render_config
@@ -79,9 +80,8 @@ class Stack:
         render_config(self.settings, report)
         for line in report.lines:
             ui.note(line)
-        if self.settings.mode == "ports":
-            ui.warn("access mode 'ports': the web UI, API and file server listen on ALL interfaces",
-                    "use tunnel or subdomains mode unless this host sits behind a firewall you control")
+        for message, fix in access_warnings(self.settings):
+            ui.warn(message, fix)
         if self.settings["CLEARML_EXPOSE_STORES"] == "all":
             ui.warn("CLEARML_EXPOSE_STORES=all: Mongo, Elasticsearch and Redis listen on ALL interfaces "
                     "without passwords", "set CLEARML_EXPOSE_STORES=loopback or no")
@@ -173,6 +173,7 @@ class Stack:
         if self.settings.mode == "tunnel":
             steps.insert(0, "from another machine: `inv connect-script` writes connect.sh for it (see `inv host`)")
         steps.append("`inv client-config` writes a clearml.conf for the SDK; `inv agents.up` starts workers")
+        steps += access_next_steps(self.settings)
         for step in steps:
             ui.note(step)
 
