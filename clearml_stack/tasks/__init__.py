@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import setup, stack, users
+from . import setup, stack, tls, tunnel, users
 
 ns = Collection(
     setup.install,
@@ -15,3 +15,5 @@ ns = Collection(
     stack.compose,
 )
 ns.add_collection(Collection.from_module(users, name="users"))
+ns.add_collection(Collection.from_module(tls, name="tls"))
+ns.add_collection(Collection.from_module(tunnel, name="tunnel"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .. import ui
 from .base import interactive, task
 
@@ -9,23 +11,24 @@ from .base import interactive, task
 @task(
     help={
         "mode": "access mode written to the settings file: tunnel (default), lightning-proxy, subdomains, ports",
-        "domain": "base domain for subdomains mode (app./api./files.<domain>)",
+        "domain": "public name: base domain in subdomains mode (app./api./files.<domain>), Studio host in "
+                  "lightning-proxy mode (default on a Lightning Studio: derived from $LIGHTNING_CLOUDSPACE_HOST)",
+        "tls": "TLS at the subdomain gateway: off, self-signed, provided, external (a proxy in front ends TLS)",
+        "self_signed": "same as --tls self-signed: a private CA and a certificate for *.<domain>",
+        "tls_cert": "certificate chain (PEM) for the gateway; implies --tls provided",
+        "tls_key": "private key (PEM) of that certificate; implies --tls provided",
         "user": "also create this web login user (with --password-stdin when not interactive)",
         "password_stdin": "read the new user's password from one line of stdin",
     }
 )
-def install(c, mode="", domain="", user="", password_stdin=False):
+def install(c, mode="", domain="", tls="", self_signed=False, tls_cert="", tls_key="", user="",
+            password_stdin=False):
     """Create or complete .env, generate missing secrets, create the data layout, render config."""
     from ..install import install as do_install
     from .users import add_user_flow
 
-    updates = {}
-    if mode:
-        updates["CLEARML_ACCESS_MODE"] = mode
-    if domain:
-        updates["CLEARML_DOMAIN"] = domain
-    if (mode == "subdomains" or not mode) and not domain and interactive():
-        updates.update(_ask_domain_if_needed(updates))
+    updates = access_updates(mode=mode, domain=domain, tls=tls, self_signed=self_signed, tls_cert=tls_cert,
+                             tls_key=tls_key)
     settings, report = do_install(updates)
     for line in report.lines:
         ui.ok(line)
@@ -48,14 +51,41 @@ def _has_users(settings) -> bool:
     return bool(load_users(settings.users_file))
 
 
-def _ask_domain_if_needed(updates: dict) -> dict:
-    from ..envfile import parse_env
-    from ..settings import env_file_path
+def access_updates(mode: str = "", domain: str = "", tls: str = "", self_signed: bool = False,
+                   tls_cert: str = "", tls_key: str = "") -> dict[str, str]:
+    """The settings the access flags write, plus the mode's default public name (asked on a terminal)."""
+    import os
 
+    from ..access import domain_updates, studio_host
+    from ..envfile import parse_env
+    from ..errors import StackError
+    from ..settings import env_file_path, merge_sources
+
+    updates: dict[str, str] = {}
+    if mode:
+        updates["CLEARML_ACCESS_MODE"] = mode
+    if domain:
+        updates["CLEARML_DOMAIN"] = domain
+    if self_signed and tls and tls != "self-signed":
+        raise StackError(f"--self-signed and --tls {tls} disagree", "give one of them")
+    if (tls_cert or tls_key) and (self_signed or tls not in ("", "provided")):
+        raise StackError("--tls-cert/--tls-key are for --tls provided", "drop --self-signed / --tls, or the paths")
+    if self_signed:
+        updates["CLEARML_TLS"] = "self-signed"
+    elif tls_cert or tls_key:
+        updates["CLEARML_TLS"] = "provided"
+    elif tls:
+        updates["CLEARML_TLS"] = tls
+    if tls_cert:
+        updates["CLEARML_TLS_CERT"] = str(Path(tls_cert).expanduser().resolve())
+    if tls_key:
+        updates["CLEARML_TLS_KEY"] = str(Path(tls_key).expanduser().resolve())
     path = env_file_path()
-    current = parse_env(path.read_text()) if path.is_file() else {}
-    mode = updates.get("CLEARML_ACCESS_MODE") or current.get("CLEARML_ACCESS_MODE", "tunnel")
-    if mode != "subdomains" or current.get("CLEARML_DOMAIN"):
-        return {}
-    domain = input("Base domain for subdomains mode (app./api./files.<domain>): ").strip()
-    return {"CLEARML_DOMAIN": domain} if domain else {}
+    current = merge_sources(parse_env(path.read_text(), str(path)) if path.is_file() else {}, os.environ)
+    ask = (lambda prompt: input(prompt)) if interactive() else None
+    found = domain_updates(current, updates, os.environ, ask)
+    on_studio = bool(studio_host(os.environ))
+    for key, value in found.items():
+        ui.note(f"{key}={value}" + (" (the default on this Lightning Studio; --domain/--tls choose another)"
+                                    if on_studio else ""))
+    return {**updates, **found}
