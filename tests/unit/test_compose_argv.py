@@ -96,3 +96,8 @@ def test_ps_parsing_accepts_lines_and_arrays():
         assert states[0].ports == "127.0.0.1:18008->8008" and states[0].good
         assert not states[1].good
     assert parse_ps("") == []
+
+
+def test_compose_override_is_the_only_candidate():
+    assert compose.candidates({"CLEARML_COMPOSE": "/opt/bin/docker-compose --ansi never"}) == [
+        ("/opt/bin/docker-compose", "--ansi", "never")]
