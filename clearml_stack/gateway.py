@@ -94,8 +94,17 @@ def ensure_self_signed(settings: Settings, report: GatewayReport, renew: bool = 
                             f"valid until {tls_mod.not_after(leaf.cert_pem):%Y-%m-%d}")
 
 
-def copy_provided(settings: Settings, report: GatewayReport, now: dt.datetime | None = None) -> None:
-    """Check the given certificate and key, then copy them where the container reads them."""
+@dataclass(frozen=True)
+class Provided:
+    cert_path: Path
+    cert_pem: bytes
+    key_path: Path
+    key_pem: bytes
+    warnings: tuple[str, ...]
+
+
+def read_provided(settings: Settings, now: dt.datetime | None = None) -> Provided:
+    """Read and check the given certificate and key (raises StackError naming the file and the fix)."""
     paths = {}
     for key in ("CLEARML_TLS_CERT", "CLEARML_TLS_KEY"):
         path = Path(settings[key]).expanduser()
@@ -106,11 +115,24 @@ def copy_provided(settings: Settings, report: GatewayReport, now: dt.datetime | 
             raise StackError(f"{key}={settings[key]}: cannot read {path} ({exc.strerror})",
                              f"give a readable PEM file in {key} (run the command with a user that may read it)") from None
     (cert_path, cert_pem), (key_path, key_pem) = paths["CLEARML_TLS_CERT"], paths["CLEARML_TLS_KEY"]
-    report.warnings += tls_mod.check_provided(cert_pem, key_pem, settings.domain, str(cert_path), str(key_path), now)
-    changed = _write_bytes_if_changed(tls_dir(settings) / KEY_NAME, key_pem, 0o600)
-    changed = _write_bytes_if_changed(tls_dir(settings) / CERT_NAME, cert_pem, 0o644) or changed
+    warnings = tls_mod.check_provided(cert_pem, key_pem, settings.domain, str(cert_path), str(key_path), now)
+    return Provided(cert_path, cert_pem, key_path, key_pem, tuple(warnings))
+
+
+def check(settings: Settings, now: dt.datetime | None = None) -> None:
+    """What `inv install` verifies before writing anything: provided TLS files fit the new settings."""
+    if settings.mode == "subdomains" and settings.tls == "provided":
+        read_provided(settings, now)
+
+
+def copy_provided(settings: Settings, report: GatewayReport, now: dt.datetime | None = None) -> None:
+    """Check the given certificate and key, then copy them where the container reads them."""
+    given = read_provided(settings, now)
+    report.warnings += list(given.warnings)
+    changed = _write_bytes_if_changed(tls_dir(settings) / KEY_NAME, given.key_pem, 0o600)
+    changed = _write_bytes_if_changed(tls_dir(settings) / CERT_NAME, given.cert_pem, 0o644) or changed
     if changed:
-        report.lines.append(f"copied the certificate {cert_path} and its key to {tls_dir(settings)}")
+        report.lines.append(f"copied the certificate {given.cert_path} and its key to {tls_dir(settings)}")
 
 
 def remove_served_tls(settings: Settings, report: GatewayReport) -> None:

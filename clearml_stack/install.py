@@ -142,6 +142,9 @@ def install(updates: Mapping[str, str], environ: Mapping[str, str] | None = None
     if found:
         raise StackError("invalid settings, nothing was written:\n  " + "\n  ".join(found),
                          f"fix the value in {env_file}, the environment or the flag, and run `inv install` again")
+    from .gateway import check as check_gateway  # provided TLS files must fit before anything is written
+
+    check_gateway(Settings(values=new_values, env_file=env_file))
     report = InstallReport()
     apply_env(plan, env_file, report)
     settings = settings_mod.load(environ)

@@ -62,6 +62,7 @@ def stand_in_kit(directory, images: dict[str, str]) -> Kit:
         CLEARML_API_PORT=str(free_port()),
         CLEARML_FILES_PORT=str(free_port()),
         CLEARML_GATEWAY_PORT=str(free_port()),
+        CLEARML_PUBLIC_BIND="127.0.0.1",  # tests publish on loopback only, whatever the access mode
         CLEARML_ES_HEAP="256m",
         CLEARML_HEALTHCHECK_INTERVAL="1s",
         CLEARML_WAIT_TIMEOUT="120",

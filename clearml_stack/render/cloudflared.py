@@ -65,7 +65,9 @@ def plan(settings: Settings, tunnel: str, credentials_file: str, config_path: st
     doc: dict = {"tunnel": tunnel}
     if credentials_file:
         doc["credentials-file"] = credentials_file
-    doc["ingress"] = [{"hostname": n, "service": origin} for n in names] + [{"service": "http_status:404"}]
+    # the Host header is set explicitly per name: the gateway routes by it
+    doc["ingress"] = [{"hostname": n, "service": origin, "originRequest": {"httpHostHeader": n}} for n in names]
+    doc["ingress"].append({"service": "http_status:404"})
     warnings = []
     labels = settings.domain.split(".")
     if re.match(r"\d+-", labels[0]):

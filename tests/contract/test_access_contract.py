@@ -1,0 +1,172 @@
+"""Real tools judge the access modes: `docker compose config` per mode through the `inv` CLI, refused
+domains leave everything as it was, and install's defaults on a Lightning Studio.
+
+(`nginx -t` on the rendered gateway runs in tests/contract/test_gateway_nginx.py: it needs the engine.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+
+import pytest
+import yaml
+
+from clearml_stack.envfile import parse_env
+from tests.kit import Kit
+
+pytestmark = pytest.mark.contract
+
+STUDIO = "01hx7example.cloudspaces.litng.ai"
+
+
+def merged(k: Kit) -> dict:
+    return yaml.safe_load(k.inv("config", "--show-secrets").stdout)
+
+
+def tree(k: Kit) -> dict[str, tuple[str, int]]:
+    """Every file and directory under the kit with its content hash and mode."""
+    found = {}
+    for path in sorted(k.dir.rglob("*")):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        found[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir", mode)
+    return found
+
+
+def installed(k: Kit, *flags: str) -> Kit:
+    k.inv("install", *flags, "--user", "alice", "--password-stdin", input="correct horse battery\n")
+    return k
+
+
+def env_values(k: Kit) -> dict[str, str]:
+    return parse_env(k.env_file.read_text())
+
+
+# --- docker compose config per mode -----------------------------------------------------------------
+
+
+def test_tunnel_and_ports_have_no_gateway_and_no_ui_overrides(kit):
+    k = installed(kit)
+    cfg = merged(k)
+    assert "nginx" not in cfg["services"]
+    assert not any(key.startswith("WEBSERVER__") for key in cfg["services"]["webserver"].get("environment", {}))
+    k.inv("install", "--mode", "ports", "--domain", "10.1.2.3")
+    cfg = merged(k)
+    assert "nginx" not in cfg["services"]
+    assert cfg["services"]["webserver"]["ports"][0]["host_ip"] == "0.0.0.0"
+    asyncdel = cfg["services"]["async_delete"]["environment"]
+    assert asyncdel["CLEARML__services__async_urls_delete__fileserver__url_prefixes"] == "[http://10.1.2.3:8081]"
+
+
+def test_lightning_proxy_tells_the_web_ui_the_three_urls(kit):
+    k = installed(kit)
+    k.inv("install", "--mode", "lightning-proxy", extra_env={"LIGHTNING_CLOUDSPACE_HOST": STUDIO})
+    assert env_values(k)["CLEARML_DOMAIN"] == STUDIO
+    web = merged(k)["services"]["webserver"]
+    env = web["environment"]
+    assert env["WEBSERVER__apiBaseUrl"] == f"https://8008-{STUDIO}"
+    assert env["WEBSERVER__fileBaseUrl"] == f"https://8081-{STUDIO}"
+    assert json.loads(env["WEBSERVER__displayedServerUrls"]) == {
+        "apiServer": f"https://8008-{STUDIO}", "filesServer": f"https://8081-{STUDIO}"}
+    # Lightning's proxy reaches the three ports from outside: all interfaces unless told otherwise
+    assert [p["host_ip"] for p in web["ports"]] == ["0.0.0.0"]
+
+
+def test_subdomains_gateway_service(kit):
+    k = installed(kit, "--mode", "subdomains", "--domain", "ml.example.com")
+    cfg = merged(k)
+    nginx = cfg["services"]["nginx"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in nginx["ports"]] == [("0.0.0.0", "8000", 80)]
+    mounts = {v["target"]: (v["source"], v.get("read_only")) for v in nginx["volumes"]}
+    assert mounts["/etc/nginx/conf.d"] == (str(k.data_dir / "nginx" / "conf.d"), True)
+    assert mounts["/etc/nginx/tls"] == (str(k.data_dir / "nginx" / "tls"), True)
+    assert (k.data_dir / "nginx" / "conf.d" / "clearml-gateway.conf").is_file()
+    assert set(nginx["depends_on"]) == {"webserver", "apiserver", "fileserver"}
+    assert nginx["healthcheck"]["test"][0] == "CMD" and "healthz" in nginx["healthcheck"]["test"][-1]
+    assert nginx["networks"] == {"frontend": None}
+    # the three services stay on loopback: the gateway is the only public door
+    for name in ("webserver", "apiserver", "fileserver"):
+        assert [p["host_ip"] for p in cfg["services"][name]["ports"]] == ["127.0.0.1"], name
+    label = nginx["labels"]["org.clearml-lightning.gateway-config"]
+    k.inv("install", "--domain", "other.example.com")
+    assert merged(k)["services"]["nginx"]["labels"]["org.clearml-lightning.gateway-config"] != label
+
+
+def test_subdomains_with_tls_publishes_443_and_the_optional_redirect_port(kit):
+    k = installed(kit, "--mode", "subdomains", "--domain", "ml.example.com", "--self-signed")
+    k.env.update(CLEARML_GATEWAY_PORT="8443", CLEARML_GATEWAY_HTTP_PORT="8088", CLEARML_PUBLIC_BIND="127.0.0.1")
+    nginx = merged(k)["services"]["nginx"]
+    assert sorted((p["host_ip"], p["published"], p["target"]) for p in nginx["ports"]) == [
+        ("127.0.0.1", "8088", 80), ("127.0.0.1", "8443", 443)]
+    assert sorted(p.name for p in (k.data_dir / "nginx" / "tls").iterdir()) == ["gateway.crt", "gateway.key"]
+    assert (k.data_dir / "tls" / "ca.crt").is_file()
+
+
+# --- refused domains change nothing ---------------------------------------------------------------
+
+BAD_DOMAINS = ["my domain.com", "ex{ample}.com", "a.com;evil", "https://a.com", "a.com/path", "a.com:8000",
+               "$HOSTNAME", "a\"b.com", "é.example.com", "-a.com", "a..com", "x" * 64 + ".com"]
+
+
+@pytest.mark.parametrize("bad", BAD_DOMAINS)
+def test_a_refused_domain_on_a_fresh_kit_writes_nothing(kit, bad):
+    before = tree(kit)
+    proc = kit.inv("install", "--mode", "subdomains", "--domain", bad, check=False)
+    assert proc.returncode != 0
+    assert "CLEARML_DOMAIN=" in proc.stderr and repr(bad) in proc.stderr and "fix:" in proc.stderr
+    assert tree(kit) == before
+
+
+def test_a_refused_domain_on_an_installed_kit_changes_nothing(kit):
+    k = installed(kit, "--mode", "subdomains", "--domain", "ml.example.com", "--self-signed")
+    before = tree(k)
+    for bad in BAD_DOMAINS + ["10.0.0.1"]:
+        proc = k.inv("install", "--domain", bad, check=False)
+        assert proc.returncode != 0 and "fix:" in proc.stderr, bad
+        proc = k.inv("config", check=False, extra_env={"CLEARML_DOMAIN": bad})
+        assert proc.returncode != 0 and "CLEARML_DOMAIN=" in proc.stderr, bad
+        assert tree(k) == before, bad
+
+
+# --- install's defaults ------------------------------------------------------------------------------
+
+
+def test_on_a_studio_subdomains_install_needs_no_flags(kit):
+    proc = kit.inv("install", "--mode", "subdomains", extra_env={"LIGHTNING_CLOUDSPACE_HOST": STUDIO})
+    values = env_values(kit)
+    assert values["CLEARML_DOMAIN"] == f"8000-{STUDIO}" and values["CLEARML_TLS"] == "external"
+    assert "default on this Lightning Studio" in proc.stderr
+    conf = (kit.data_dir / "nginx" / "conf.d" / "clearml-gateway.conf").read_text()
+    assert f"server_name app.8000-{STUDIO};" in conf
+
+
+def test_elsewhere_without_a_terminal_a_missing_domain_fails_clearly_and_writes_nothing(kit):
+    elsewhere = {"LIGHTNING_CLOUDSPACE_HOST": ""}  # even when the tests run on a Studio
+    before = tree(kit)
+    proc = kit.inv("install", "--mode", "subdomains", check=False, extra_env=elsewhere)
+    assert proc.returncode != 0
+    assert "subdomains mode needs a base domain" in proc.stderr and "inv install --domain" in proc.stderr
+    assert tree(kit) == before
+    proc = kit.inv("install", "--mode", "lightning-proxy", check=False, extra_env=elsewhere)
+    assert proc.returncode != 0 and "needs the Studio host" in proc.stderr
+    assert tree(kit) == before
+
+
+def test_provided_tls_flags_write_absolute_paths_and_check_the_files(kit, tmp_path):
+    from clearml_stack import tls
+
+    ca = tls.new_ca("ml.example.com")
+    leaf = tls.new_leaf(ca, "ml.example.com")
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "full.pem").write_bytes(leaf.cert_pem + ca.cert_pem)
+    (tmp_path / "certs" / "key.pem").write_bytes(leaf.key_pem)
+    k = installed(kit, "--mode", "subdomains", "--domain", "ml.example.com", "--tls-cert",
+                  str(tmp_path / "certs" / "full.pem"), "--tls-key", str(tmp_path / "certs" / "key.pem"))
+    values = env_values(k)
+    assert values["CLEARML_TLS"] == "provided" and values["CLEARML_TLS_KEY"] == str(tmp_path / "certs" / "key.pem")
+    assert (k.data_dir / "nginx" / "tls" / "gateway.key").read_bytes() == leaf.key_pem
+    before = tree(k)
+    proc = k.inv("install", "--domain", "other.example.org", check=False)
+    assert proc.returncode != 0 and "does not cover app.other.example.org" in proc.stderr
+    assert tree(k) == before
