@@ -90,6 +90,7 @@ def environment(settings: Settings) -> dict[str, str]:
 
     Pure apart from RAM (auto heap) and the hash of the rendered gateway files.
     """
+    from .fsutil import hash_files
     from .gateway import fingerprint as gateway_fingerprint
     from .render.nginx import container_port
     from .urls import public_urls
@@ -112,6 +113,8 @@ def environment(settings: Settings) -> dict[str, str]:
         "STACK_GATEWAY_TARGET": str(container_port(settings)),
         "STACK_GATEWAY_HTTP_PORT": settings["CLEARML_GATEWAY_HTTP_PORT"],
         "STACK_GATEWAY_CONFIG": gateway_fingerprint(settings),
+        # the server reads <data>/config only at start: a new hash recreates it (a stale cookie domain loops logins)
+        "STACK_SERVER_CONFIG": hash_files([settings.config_dir]),
         "STACK_PUBLIC_API_URL": urls.api,
         "STACK_PUBLIC_FILES_URL": urls.files,
         "STACK_STORE_BIND": "0.0.0.0" if settings["CLEARML_EXPOSE_STORES"] == "all" else "127.0.0.1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -53,3 +54,22 @@ def give_to_service_user(path: Path) -> bool:
         return False
     os.chown(path, SERVICE_UID, SERVICE_UID)
     return True
+
+
+def hash_files(directories: list[Path]) -> str:
+    """A short hash of the names and contents of the files directly in ``directories`` (missing ones count as empty).
+
+    Compose files carry it as a label, so `up` recreates a container whose mounted config changed.
+    """
+    digest = hashlib.sha256()
+    for directory in directories:
+        if Path(directory).is_dir():
+            for path in sorted(Path(directory).iterdir()):
+                if path.is_file():
+                    digest.update(path.name.encode() + b"\0")
+                    try:
+                        digest.update(path.read_bytes())
+                    except PermissionError:
+                        digest.update(str(path.stat().st_mtime_ns).encode())
+                    digest.update(b"\0")
+    return digest.hexdigest()[:16]

@@ -8,7 +8,6 @@ recreates the gateway container exactly when it changed (nginx does not re-read 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from . import tls as tls_mod
 from .access import TLS_AT_GATEWAY
 from .errors import StackError
-from .fsutil import atomic_write, write_if_changed
+from .fsutil import atomic_write, hash_files, write_if_changed
 from .render.nginx import render_gateway
 from .settings import Settings
 
@@ -178,18 +177,7 @@ def fingerprint(settings: Settings) -> str:
     """A hash of the files nginx reads (config and served certificate); "none" outside subdomains mode."""
     if settings.mode != "subdomains":
         return "none"
-    digest = hashlib.sha256()
-    for directory in (conf_dir(settings), tls_dir(settings)):
-        if directory.is_dir():
-            for path in sorted(directory.iterdir()):
-                if path.is_file():
-                    digest.update(path.name.encode() + b"\0")
-                    try:
-                        digest.update(path.read_bytes())
-                    except PermissionError:
-                        digest.update(str(path.stat().st_mtime_ns).encode())
-                    digest.update(b"\0")
-    return digest.hexdigest()[:16]
+    return hash_files([conf_dir(settings), tls_dir(settings)])
 
 
 def tls_at_gateway(settings: Settings) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import resource
 import shutil
 import subprocess
 
@@ -49,10 +51,27 @@ def kit(tmp_path) -> Kit:
     return new_kit(tmp_path)
 
 
+@functools.lru_cache(maxsize=1)
+def es_ulimit_overrides(probe_image: str) -> dict[str, str]:
+    """Limits for Elasticsearch the engine can grant, when it cannot grant the official ones.
+
+    Some engines (e.g. a daemon started with a hard open-files limit of 20000) refuse the official
+    nofile=65536 / memlock=unlimited; the stand-in does not need them, so use this process's hard
+    limits there. Real engines get no override.
+    """
+    official = ["--ulimit", "nofile=65536:65536", "--ulimit", "memlock=-1:-1"]
+    if subprocess.run(["docker", "run", "--rm", *official, probe_image, "true"], capture_output=True).returncode == 0:
+        return {}
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    return {"STACK_ES_NOFILE": str(nofile), "STACK_ES_MEMLOCK": str(-1 if memlock == resource.RLIM_INFINITY else memlock)}
+
+
 def stand_in_kit(directory, images: dict[str, str]) -> Kit:
     """A deployment in ``directory`` wired to the stand-in images, free loopback ports and fast healthchecks."""
     return new_kit(
         directory,
+        **es_ulimit_overrides(images["TEST_BASE_IMAGE"]),
         CLEARML_SERVER_IMAGE=images["CLEARML_SERVER_IMAGE"],
         MONGO_IMAGE=images["MONGO_IMAGE"],
         ELASTIC_IMAGE=images["ELASTIC_IMAGE"],

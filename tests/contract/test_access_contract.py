@@ -170,3 +170,51 @@ def test_provided_tls_flags_write_absolute_paths_and_check_the_files(kit, tmp_pa
     proc = k.inv("install", "--domain", "other.example.org", check=False)
     assert proc.returncode != 0 and "does not cover app.other.example.org" in proc.stderr
     assert tree(k) == before
+
+
+# --- tls.* and tunnel.cloudflare through the CLI ---------------------------------------------------
+
+
+def test_tls_self_signed_switches_on_renews_from_the_same_ca_and_shows_how_to_trust(kit):
+    k = installed(kit, "--mode", "subdomains", "--domain", "ml.example.com")
+    first = k.inv("tls.self-signed")
+    assert env_values(k)["CLEARML_TLS"] == "self-signed"
+    ca = k.data_dir / "tls" / "ca.crt"
+    assert f"CA certificate: {ca}" in first.stdout and "update-ca-certificates" in first.stderr
+    ca_pem, leaf_pem = ca.read_bytes(), (k.data_dir / "nginx" / "tls" / "gateway.crt").read_bytes()
+    k.inv("tls.self-signed", "--renew")
+    assert ca.read_bytes() == ca_pem and (k.data_dir / "nginx" / "tls" / "gateway.crt").read_bytes() != leaf_pem
+    shown = k.inv("tls.show").stdout
+    assert "*.ml.example.com" in shown and "SHA-256" in shown and str(ca) in shown
+    assert "REQUESTS_CA_BUNDLE" in shown
+
+
+def test_tls_self_signed_outside_subdomains_mode_is_refused_and_writes_nothing(kit):
+    k = installed(kit)
+    before = tree(k)
+    proc = k.inv("tls.self-signed", check=False)
+    assert proc.returncode != 0 and "subdomains mode" in proc.stderr and "--mode subdomains" in proc.stderr
+    assert tree(k) == before
+
+
+def test_tunnel_cloudflare_writes_the_config_and_prints_the_commands(kit):
+    k = installed(kit, "--mode", "subdomains", "--domain", "example.com", "--tls", "external")
+    proc = k.inv("tunnel.cloudflare", "--tunnel", "clearml-team", extra_env={"CLEARML_PUBLIC_BIND": "127.0.0.1"})
+    path = k.data_dir / "cloudflared" / "config.yml"
+    doc = yaml.safe_load(path.read_text())
+    assert [r.get("hostname") for r in doc["ingress"]] == ["app.example.com", "api.example.com",
+                                                           "files.example.com", None]
+    gateway = k.settings().port("gateway")
+    assert doc["ingress"][0]["service"] == f"http://127.0.0.1:{gateway}"
+    assert proc.stdout.splitlines()[-1] == f"cloudflared tunnel --config {path} run clearml-team"
+    assert "cloudflared tunnel route dns clearml-team files.example.com" in proc.stdout
+    assert "warning" not in proc.stderr
+    loud = k.inv("tunnel.cloudflare", "--tunnel", "clearml-team")  # gateway on all interfaces
+    assert "bypasses Cloudflare" in loud.stderr
+
+
+def test_tunnel_cloudflare_refuses_a_gateway_with_its_own_tls(kit):
+    k = installed(kit, "--mode", "subdomains", "--domain", "example.com", "--self-signed")
+    proc = k.inv("tunnel.cloudflare", check=False)
+    assert proc.returncode != 0 and "inv install --tls external" in proc.stderr
+    assert not (k.data_dir / "cloudflared").exists()
