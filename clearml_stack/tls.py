@@ -200,7 +200,8 @@ def check_provided(cert_pem: bytes, key_pem: bytes, domain: str, cert_path: str,
     except ValueError:
         raise StackError(f"CLEARML_TLS_KEY={key_path} holds no PEM private key",
                          "give the private key in PEM form (-----BEGIN PRIVATE KEY-----)") from None
-    if key.public_key().public_numbers() != leaf.public_key().public_numbers():
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
         raise StackError(f"CLEARML_TLS_KEY={key_path} is not the key of the certificate in {cert_path}",
                          "give the key that was created with this certificate (the first one in the file)")
     missing = [n for n in service_names(domain) if not covers(dns_names(leaf), n)]

@@ -157,3 +157,24 @@ def test_other_modes_write_nothing(tmp_path):
     s = settings_in(tmp_path, CLEARML_ACCESS_MODE="tunnel", CLEARML_TLS="self-signed")
     assert gateway.render(s).lines == [] and not (tmp_path / "data").exists()
     assert gateway.fingerprint(s) == "none"
+
+
+def test_rsa_certificates_as_issued_by_public_cas_are_accepted():
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(NOW).not_valid_after(NOW + dt.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(f"*.{DOMAIN}")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    assert tls.check_provided(pem, key_pem, DOMAIN, "c.pem", "k.pem", NOW) == []
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with pytest.raises(StackError, match="is not the key"):
+        tls.check_provided(pem, other, DOMAIN, "c.pem", "k.pem", NOW)
