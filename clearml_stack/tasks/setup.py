@@ -9,6 +9,7 @@ from .base import interactive, task
 
 
 @task(
+    auto_shortflags=False,  # long flags only: eight of them would otherwise get confusing letters (e.g. "-_")
     help={
         "mode": "access mode written to the settings file: tunnel (default), lightning-proxy, subdomains, ports",
         "domain": "public name: base domain in subdomains mode (app./api./files.<domain>), Studio host in "

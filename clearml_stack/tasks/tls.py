@@ -14,7 +14,7 @@ from .base import settings as load_settings, task
 def self_signed(c, renew=False, new_ca=False):
     """Use a private CA and a certificate for *.<domain> at the gateway (sets CLEARML_TLS=self-signed)."""
     from .. import gateway, tls
-    from ..install import InstallReport, install as do_install
+    from ..install import install as do_install
 
     current = load_settings()
     if current.mode != "subdomains":
