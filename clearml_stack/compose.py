@@ -102,6 +102,8 @@ def environment(settings: Settings) -> dict[str, str]:
         "STACK_STORE_BIND": "0.0.0.0" if settings["CLEARML_EXPOSE_STORES"] == "all" else "127.0.0.1",
         "STACK_ES_HEAP": settings.es_heap,
         "STACK_HEALTH_INTERVAL": settings["CLEARML_HEALTHCHECK_INTERVAL"],
+        "STACK_ES_NOFILE": settings["CLEARML_ES_NOFILE"],
+        "STACK_ES_MEMLOCK": "-1" if settings["CLEARML_ES_MEMLOCK"] == "unlimited" else settings["CLEARML_ES_MEMLOCK"],
         "STACK_FILES_URL": files_url(settings),
     }
 

@@ -156,6 +156,11 @@ SETTINGS: tuple[Setting, ...] = (
     # tuning
     Setting("CLEARML_ES_HEAP", "auto", "Elasticsearch heap, e.g. 2g or 512m; auto: a quarter of RAM, 1g to 4g",
             _regex(r"auto|[1-9][0-9]*[mg]", "must be auto or a size like 2g or 512m"), "use e.g. 2g"),
+    Setting("CLEARML_ES_NOFILE", "65536", "Elasticsearch open-files limit (official: 65536; at most the engine's own limit)",
+            _positive_int, "use 65536, or the Docker engine's limit if it is lower"),
+    Setting("CLEARML_ES_MEMLOCK", "unlimited", "Elasticsearch locked-memory limit: unlimited (official) or bytes",
+            _regex(r"unlimited|[1-9][0-9]*", "must be unlimited or a number of bytes"),
+            "use unlimited, or the Docker engine's limit if it cannot grant that"),
     Setting("CLEARML_WAIT_TIMEOUT", "300", "Seconds `inv up` waits for every service to be healthy",
             _positive_int, "use e.g. 300"),
     Setting("CLEARML_HEALTHCHECK_INTERVAL", "5s", "How often each container's healthcheck runs (e.g. 5s, 1s)",
