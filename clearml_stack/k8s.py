@@ -131,11 +131,12 @@ def make_backup_archive(settings: Settings,
         module = None
     create = getattr(module, OPS_BACKUP_FUNCTION, None)
     if create is None:
+        data = shlex.quote(str(settings.data_dir))
         raise StackError(
             f"this version of the kit has no backup function ({OPS_BACKUP_MODULE}.{OPS_BACKUP_FUNCTION}, "
             "behind `inv backup`), so `inv k8s.export-data` cannot make the archive itself",
-            "pass an archive made with the stack stopped (data/ and config/ of the data directory) "
-            "with --archive FILE",
+            "make one with the stack stopped and pass it with --archive FILE: `inv down`, "
+            f"`tar -C {data} -czf clearml-backup.tar.gz data config`, `inv up`",
         )
     return Path(create(settings))
 
@@ -210,9 +211,11 @@ def restore_steps(settings: Settings, archive: Path, layout: ArchiveLayout, pod_
     lines = [
         f"Backup archive: {archive}",
         "",
-        "What `inv k8s.export-data` did: made or read this archive and wrote the helper pod manifest",
-        f"{pod_file}. It does not talk to your cluster: the steps below are for you to run, and the kit",
-        "has not run them against a cluster. Keep the archive until the new deployment is checked.",
+        f"Helper pod manifest: {pod_file}",
+        "",
+        "What `inv k8s.export-data` did: made or read this archive and wrote the helper pod manifest. It",
+        "does not talk to your cluster: the steps below are for you to run, and the kit has not run them",
+        "against a cluster. Keep the archive until the new deployment is checked.",
         "",
         "1. Values and charts, with the same secrets (access keys and agents keep working) and users:",
         "   inv k8s.values --existing-secret clearml-secrets",

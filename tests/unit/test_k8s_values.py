@@ -386,6 +386,10 @@ def test_agent_queues_from_the_setting_or_default(tmp_path):
     settings = make_settings(tmp_path)
     assert k8s.agent_queues(settings, {}) == "default"
     assert k8s.agent_queues(settings, {"CLEARML_AGENT_QUEUES": "gpu, cpu"}) == "gpu, cpu"
+    (tmp_path / ".env").write_text("CLEARML_AGENT_QUEUES=services,gpu\n")
+    from_file = load(environ={"CLEARML_ENV_FILE": str(tmp_path / ".env")})
+    assert k8s.agent_queues(from_file, {}) == "services,gpu"
+    assert k8s.agent_queues(from_file, {"CLEARML_AGENT_QUEUES": "cpu"}) == "cpu"  # environment wins, as elsewhere
     values = helm.agent_values(settings, helm.K8sOptions(agent_queues="gpu, cpu"))
     assert values["agentk8sglue"]["queue"] == "gpu,cpu"
     assert values["agentk8sglue"]["createQueueIfNotExists"] is True
@@ -492,16 +496,28 @@ def test_readme_has_the_exact_helm_commands(tmp_path, users):
 # --- the task, as users run it ----------------------------------------------------------------
 
 
-def installed_kit(kit, **env: str):
-    kit.env.update(env)
-    kit.inv("install", "--domain", DOMAIN)
-    kit.inv("users.add", "alice", "--password-stdin", input="correct horse\n")
+@pytest.fixture(scope="module")
+def installed_env(tmp_path_factory) -> str:
+    """The settings file `inv install --domain` writes, made once for this module's task tests."""
+    from tests.kit import new_kit
+
+    template = new_kit(tmp_path_factory.mktemp("k8s-template"))
+    template.inv("install", "--domain", DOMAIN)
+    return template.env_file.read_text()
+
+
+@pytest.fixture
+def installed(kit, installed_env):
+    """A kit as after `inv install --domain` and `inv users.add alice` (its own copy of the settings)."""
+    kit.env_file.write_text(installed_env)
+    kit.env_file.chmod(0o600)
+    save_users(kit.settings().users_file, [User("alice", "alice", hash_password("correct horse", rounds=4))])
     return kit
 
 
-def test_the_task_writes_the_files_with_their_modes(kit):
-    installed_kit(kit, CLEARML_AGENT_QUEUES="gpu,cpu")
-    proc = kit.inv("k8s.values", "--existing-secret", "clearml-secrets")
+def test_the_task_writes_the_files_with_their_modes(installed):
+    kit = installed
+    proc = kit.inv("k8s.values", "--existing-secret", "clearml-secrets", extra_env={"CLEARML_AGENT_QUEUES": "gpu,cpu"})
     out = kit.data_dir / "k8s"
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
     assert modes == {"clearml-values.yaml": 0o600, "clearml-agent-values.yaml": 0o600,
@@ -517,8 +533,8 @@ def test_the_task_writes_the_files_with_their_modes(kit):
     assert base64.b64decode(secret["data"]["fileserver_secret"]).decode() == settings["CLEARML_FILESERVER_SECRET"]
 
 
-def test_rerun_is_idempotent_and_changes_need_force(kit):
-    installed_kit(kit)
+def test_rerun_is_idempotent_and_changes_need_force(installed):
+    kit = installed
     out = kit.dir / "values-out"
     kit.inv("k8s.values", "--out", str(out), "--existing-secret", "s1")
     before = {p.name: p.read_text() for p in out.iterdir()}
@@ -532,15 +548,15 @@ def test_rerun_is_idempotent_and_changes_need_force(kit):
 
 
 @pytest.mark.parametrize("domain", ["evil.com; rm -rf /", "x.com}", "http://x.com", "a b.com"])
-def test_the_task_refuses_a_hostile_domain_and_writes_nothing(kit, domain):
-    installed_kit(kit)
+def test_the_task_refuses_a_hostile_domain_and_writes_nothing(installed, domain):
+    kit = installed
     proc = kit.inv("k8s.values", check=False, extra_env={"CLEARML_DOMAIN": domain})
     assert proc.returncode != 0 and "CLEARML_DOMAIN" in proc.stderr
     assert not (kit.data_dir / "k8s").exists()
 
 
-def test_the_task_refuses_a_hostile_user_name_and_writes_nothing(kit):
-    installed_kit(kit)
+def test_the_task_refuses_a_hostile_user_name_and_writes_nothing(installed):
+    kit = installed
     settings = kit.settings()
     good = hash_password("correct horse", rounds=4)
     save_users(settings.users_file, [User('eve"}\nauth { fixed_users { enabled: false } }\n#', "Eve", good)])
@@ -549,10 +565,9 @@ def test_the_task_refuses_a_hostile_user_name_and_writes_nothing(kit):
     assert not (kit.data_dir / "k8s").exists()
 
 
-def test_the_task_refuses_without_a_domain(kit):
-    kit.inv("install")
-    kit.inv("users.add", "alice", "--password-stdin", input="correct horse\n")
-    proc = kit.inv("k8s.values", check=False)
+def test_the_task_refuses_without_a_domain(installed):
+    kit = installed
+    proc = kit.inv("k8s.values", check=False, extra_env={"CLEARML_DOMAIN": ""})
     assert proc.returncode != 0
     assert "CLEARML_DOMAIN is not set" in proc.stderr and "inv install --domain" in proc.stderr
     assert not (kit.data_dir / "k8s").exists()
@@ -563,8 +578,8 @@ def test_the_task_needs_an_installed_kit(kit):
     assert proc.returncode != 0 and "inv install" in proc.stderr
 
 
-def test_the_out_dir_files_are_not_world_readable_even_with_a_loose_umask(kit):
-    installed_kit(kit)
+def test_the_out_dir_files_are_not_world_readable_even_with_a_loose_umask(installed):
+    kit = installed
     old = os.umask(0)
     try:
         kit.inv("k8s.values")
