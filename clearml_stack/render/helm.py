@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,8 +139,6 @@ def storage_class(settings: Settings, options: K8sOptions) -> str:
 
 def parse_queues(value: str) -> list[str]:
     """``"a, b"`` -> ``["a", "b"]``; every name checked (the agent chart joins them with commas)."""
-    import re
-
     names = [q.strip() for q in value.split(",") if q.strip()]
     if not names:
         raise StackError("no agent queue given", f"set CLEARML_AGENT_QUEUES, e.g. {DEFAULT_QUEUE}")
@@ -217,6 +216,12 @@ def check_inputs(settings: Settings, users: list[User], options: K8sOptions) -> 
                              "set them in .env, e.g. CLEARML_EXTERNAL_MONGO_URI=mongodb://mongo.example.com:27017, "
                              "CLEARML_EXTERNAL_ELASTIC_HOSTS=es.example.com:9200, "
                              "CLEARML_EXTERNAL_REDIS_HOST=redis.example.com")
+        for key, check in (("CLEARML_EXTERNAL_MONGO_URI", kubenames.mongo_uri),
+                           ("CLEARML_EXTERNAL_ELASTIC_HOSTS", kubenames.host_port_list),
+                           ("CLEARML_EXTERNAL_REDIS_HOST", kubenames.host)):
+            reason = check(settings[key])
+            if reason:
+                raise StackError(f"{key}={settings[key]!r} {reason}", f"fix {key} in .env")
         if options.existing_secret and kubenames.mongo_uri_has_password(settings["CLEARML_EXTERNAL_MONGO_URI"]):
             raise StackError(
                 f"CLEARML_EXTERNAL_MONGO_URI holds a password, and chart clearml {SERVER_CHART.version} takes external "
@@ -415,7 +420,7 @@ def agent_values(settings: Settings, options: K8sOptions) -> dict[str, Any]:
     else:
         clearml = {"agentk8sglueKey": settings.secret("CLEARML_AGENT_ACCESS_KEY"),
                    "agentk8sglueSecret": settings.secret("CLEARML_AGENT_SECRET_KEY")}
-    return {
+    values: dict[str, Any] = {
         "clearml": clearml,
         "agentk8sglue": {
             "apiServerUrlReference": urls.api,
@@ -427,6 +432,9 @@ def agent_values(settings: Settings, options: K8sOptions) -> dict[str, Any]:
             "clearmlcheckCertificate": settings["CLEARML_TLS"] != "self-signed",
         },
     }
+    if settings["IMAGE_REGISTRY"]:
+        values["global"] = {"imageRegistry": settings["IMAGE_REGISTRY"].rstrip("/")}
+    return values
 
 
 def secret_manifest(settings: Settings, options: K8sOptions) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def values(c, out="", existing_secret="", storage_class="", external_stores=Fals
     },
 )
 def export_data(c, archive="", out=""):
-    """Back up this deployment and print the steps that restore it into the Helm chart's volumes."""
+    """Print the steps that move a backup archive of this deployment into the Helm charts' volumes."""
     from pathlib import Path
 
     from ..k8s import export_data as do_export

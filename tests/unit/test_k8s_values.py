@@ -71,6 +71,7 @@ CLEARML_7_14_4_FREEFORM = {
 }
 #: chart clearml-agent 5.3.2, values.yaml
 AGENT_5_3_2_PATHS = {
+    "global.imageRegistry",
     "clearml.agentk8sglueKey",
     "clearml.agentk8sglueSecret",
     "clearml.existingAgentk8sglueSecret",
@@ -378,6 +379,8 @@ def test_server_image_is_the_kits_on_every_component(tmp_path, users):
         image = values[c]["image"]
         assert f"{image['registry']}/{image['repository']}:{image['tag']}" == settings.image("server")
     assert values["global"]["imageRegistry"] == "registry.local:5000/mirror"
+    assert helm.agent_values(settings, helm.K8sOptions())["global"]["imageRegistry"] == "registry.local:5000/mirror"
+    assert "global" not in helm.clearml_values(make_settings(tmp_path), users, helm.K8sOptions())
     with pytest.raises(StackError, match="digest"):
         helm.split_image("clearml/server@sha256:" + "a" * 64)
 
@@ -463,14 +466,17 @@ def test_bad_existing_secret_names_are_refused(tmp_path, users, name):
                                         ("CLEARML_K8S_STORAGE_CLASS", "x y"), ("CLEARML_K8S_MONGO_SIZE", "50GB"),
                                         ("CLEARML_K8S_INGRESS_CLASS", "{x}"),
                                         ("CLEARML_EXTERNAL_ELASTIC_HOSTS", "es1"),
-                                        ("CLEARML_EXTERNAL_REDIS_HOST", "redis host")])
+                                        ("CLEARML_EXTERNAL_REDIS_HOST", "redis host"),
+                                        ("CLEARML_EXTERNAL_MONGO_URI", "mongodb://db/{x}")])
 def test_bad_kubernetes_settings_are_refused(tmp_path, users, key, value):
     with pytest.raises(StackError, match=key):
         make_settings(tmp_path, **{key: value})
-    if key in ("CLEARML_K8S_NAMESPACE", "CLEARML_K8S_TLS_SECRET", "CLEARML_K8S_STORAGE_CLASS",
-               "CLEARML_K8S_INGRESS_CLASS"):
-        with pytest.raises(StackError, match=key):
-            helm.render_bundle(raw_settings(tmp_path, **{key: value}), users, helm.K8sOptions())
+    if key == "CLEARML_K8S_MONGO_SIZE":
+        return
+    external = key.startswith("CLEARML_EXTERNAL_")
+    raw = raw_settings(tmp_path, **{**(EXTERNAL if external else {}), key: value})
+    with pytest.raises(StackError, match=key):
+        helm.render_bundle(raw, users, helm.K8sOptions(external_stores=external))
 
 
 # --- README -----------------------------------------------------------------------------------
