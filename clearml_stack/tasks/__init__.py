@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import setup, stack, users
+from . import k8s, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -15,3 +15,4 @@ ns = Collection(
     stack.compose,
 )
 ns.add_collection(Collection.from_module(users, name="users"))
+ns.add_collection(Collection.from_module(k8s, name="k8s"))
