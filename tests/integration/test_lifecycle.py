@@ -94,7 +94,7 @@ def test_second_install_changes_nothing_and_containers_see_generated_secrets(run
     assert "nothing to do" in proc.stderr and snapshot() == before
 
     _, api, _ = urls(running)
-    effective = request(f"{api}/standin.effective_config").json()
+    effective = request(f"{api}/standin.effective_config").json()["data"]
     values = parse_env(running.env_file.read_text())
     secure = effective["secure"]
     assert secure["auth"]["token_secret"] == values["CLEARML_AUTH_TOKEN_SECRET"]
