@@ -71,7 +71,14 @@ def parse_answer(status: int, body: bytes) -> Answer:
 
 
 def multipart(field_name: str, filename: str, content: bytes, boundary: str | None = None) -> tuple[bytes, str]:
-    """A multipart/form-data body with one file field, and its content type (pure given a boundary)."""
+    """A multipart/form-data body with one file field, and its content type (pure given a boundary).
+
+    Names are quoted the way browsers do (``"`` as ``%22``); a backslash or a control character,
+    which parsers disagree on, is refused.
+    """
+    for name in (field_name, filename):
+        if "\\" in name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+            raise ValueError(f"{name!r}: no backslash or control character in a file name")
     boundary = boundary or "----clearml-lightning-" + secrets.token_hex(12)
     quoted_field = field_name.replace('"', "%22")
     quoted_file = filename.replace('"', "%22")

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "offline": Task.is_offline(),
         "tasks": [task_entry(task, "task")],
         "reported": {
-            "hyperparameters": {k: str(v) for k, v in params.items()},
+            "hyperparameters": {f"General/{k}": str(v) for k, v in params.items()},
             "scalars": {"loss/train": outcome["loss"], "weights/slope": outcome["slope"],
                         "weights/intercept": outcome["intercept"]},
             "plots": ["fit"],

@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         "model_url": str(model_url),
         "output_uri": str(task.output_uri or ""),
         "reported": {
-            "hyperparameters": {"epochs": str(args.epochs), "lr": str(args.lr), "samples": str(args.samples)},
+            "hyperparameters": {"Args/epochs": str(args.epochs), "Args/lr": str(args.lr),
+                                "Args/samples": str(args.samples)},
             "scalars": {"loss/train": train_loss, "loss/validation": val_loss, "accuracy/train": train_acc,
                         "accuracy/validation": val_acc},
             "plots": ["confusion matrix"],
