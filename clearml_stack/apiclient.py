@@ -2,8 +2,8 @@
 
 Login is HTTP Basic on ``auth.login`` (an access key and secret, or a fixed web user's name and
 password); every later call carries ``Authorization: Bearer <token>``. The file server takes a
-multipart POST on ``<files>/<first path part>/`` whose field name is the rest of the path, and
-serves the file back on GET; with its auth on it checks the same token. Nothing here knows what
+multipart POST on its root whose field name is the file's path (as the SDK uploads artifacts), and
+serves the file back on GET at that path; with its auth on it checks the same token. Nothing here knows what
 runs behind the URLs: it reports what the server answered.
 """
 
@@ -87,14 +87,6 @@ def multipart(field_name: str, filename: str, content: bytes, boundary: str | No
     return head + content + f"\r\n--{boundary}--\r\n".encode("ascii"), f"multipart/form-data; boundary={boundary}"
 
 
-def split_object_path(path: str) -> tuple[str, str]:
-    """``a/b/c.txt`` -> (``a``, ``b/c.txt``): where the SDK posts (first part) and the field name (rest)."""
-    first, _, rest = path.strip("/").partition("/")
-    if not first or not rest:
-        raise ValueError(f"object path {path!r} needs a folder and a file name")
-    return first, rest
-
-
 class Api:
     """Talks to one API server and one file server; remembers the token after :meth:`login`."""
 
@@ -149,10 +141,10 @@ class Api:
         return self.files_url + "/" + urllib.parse.quote(path.strip("/"))
 
     def upload(self, path: str, content: bytes) -> Answer:
-        first, rest = split_object_path(path)
-        body, content_type = multipart(rest, rest, content)
-        return self._send(f"{self.files_url}/{urllib.parse.quote(first)}/", body,
-                          {**self._auth(), "Content-Type": content_type}, "POST")
+        """POST ``<files>/`` with one file field named by its path."""
+        path = path.strip("/")
+        body, content_type = multipart(path, path.rsplit("/", 1)[-1], content)
+        return self._send(self.files_url + "/", body, {**self._auth(), "Content-Type": content_type}, "POST")
 
     def download(self, path: str) -> Answer:
         """GET the file; the bytes are in ``answer.body``."""

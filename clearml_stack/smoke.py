@@ -142,7 +142,7 @@ def run(settings: Settings, credentials: Credentials | None = None, *, api_url: 
         if answer.ok:
             state["uploaded"] = path
             return True, f"{api.file_url(path)}: {answer.describe()}"
-        return False, f"POST {report.files_url}/{FILES_FOLDER}/: {answer.describe()}"
+        return False, f"POST {report.files_url}/ ({path}): {answer.describe()}"
 
     def download() -> tuple[bool, str]:
         if "uploaded" not in state:

@@ -4,8 +4,8 @@ of the plain-HTTP client (``clearml_stack.apiclient``/``smoke``) only.
 It reproduces the documented request shapes the SDK uses: ``auth.login`` with HTTP Basic returns
 ``{"meta": {...}, "data": {"token": ...}}``; API calls need ``Authorization: Bearer <token>`` and
 answer in the same envelope; ``events.add_batch`` takes JSON lines and answers ``added``; the file
-server takes a multipart POST on ``/<folder>/`` whose field name is the rest of the path and serves
-it back on GET, both with the token. ``endpoints`` switches endpoints off (answering 404 like an
+server takes a multipart POST on ``/`` whose field name is the file's path and serves it back on GET,
+both with the token. ``endpoints`` switches endpoints off (answering 404 like an
 unknown endpoint) so failure paths can be tested. It is not a stand-in for any image.
 """
 
@@ -88,7 +88,7 @@ class FakeServer:
                 path = self.path.lstrip("/")
                 body = self._body()
                 server.requests.append(("POST", path))
-                if path.endswith("/"):  # file server upload
+                if path == "":  # file server upload
                     if "files" not in server.endpoints:
                         return self._reply(404, msg="Not found")
                     if not self._authorized():
@@ -97,7 +97,7 @@ class FakeServer:
                     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
                     for part in msg.iter_parts():
                         name = part.get_param("name", header="content-disposition")
-                        server.files[urllib.parse.unquote(path) + name] = part.get_payload(decode=True)
+                        server.files[name] = part.get_payload(decode=True)
                     return self._reply(200, raw=b"{}")
                 if path not in server.endpoints:
                     return self._reply(404, msg=f"Unable to find endpoint for name {path} and version 2.31")

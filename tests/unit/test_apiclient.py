@@ -9,7 +9,7 @@ import email.policy
 import pytest
 from hypothesis import given, strategies as st
 
-from clearml_stack.apiclient import Answer, Credentials, multipart, parse_answer, split_object_path
+from clearml_stack.apiclient import Answer, Credentials, multipart, parse_answer
 
 
 def test_parse_answer_reads_the_api_envelope():
@@ -42,12 +42,6 @@ def test_multipart_round_trips_through_a_standard_parser(name, content):
 def test_multipart_refuses_names_parsers_disagree_on(name):
     with pytest.raises(ValueError):
         multipart(name, "f", b"")
-
-
-def test_split_object_path_is_how_the_sdk_posts():
-    assert split_object_path("proj/task.1/artifacts/a.json") == ("proj", "task.1/artifacts/a.json")
-    with pytest.raises(ValueError):
-        split_object_path("lonely.txt")
 
 
 def test_credentials_make_a_basic_header_and_hide_the_secret():
