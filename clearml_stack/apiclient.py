@@ -90,7 +90,7 @@ def multipart(field_name: str, filename: str, content: bytes, boundary: str | No
 class Api:
     """Talks to one API server and one file server; remembers the token after :meth:`login`."""
 
-    def __init__(self, api_url: str, files_url: str = "", timeout: float = 15.0) -> None:
+    def __init__(self, api_url: str, files_url: str = "", timeout: float = 60.0) -> None:
         self.api_url = api_url.rstrip("/")
         self.files_url = files_url.rstrip("/")
         self.timeout = timeout

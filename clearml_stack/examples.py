@@ -150,7 +150,7 @@ def queues_without_workers(needed: Mapping[str, list[str]], queues: list[dict], 
 
 def preflight(config: ClientConfig, examples: Sequence[Example], queue: str) -> None:
     """Raise with the reason when the server or a needed agent is not there."""
-    api = Api(config.api_url, config.files_url, timeout=10)
+    api = Api(config.api_url, config.files_url, timeout=60)
     answer = api.ping()
     if not answer.ok:
         raise StackError(f"the API server at {config.api_url} does not answer: {answer.describe()}",

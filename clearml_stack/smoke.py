@@ -89,7 +89,7 @@ def _find_or_create_project(api: Api, name: str) -> tuple[str | None, str, Answe
 
 
 def run(settings: Settings, credentials: Credentials | None = None, *, api_url: str = "", files_url: str = "",
-        web_url: str = "", timeout: float = 15.0) -> SmokeReport:
+        web_url: str = "", timeout: float = 60.0) -> SmokeReport:
     """Run every step against the deployment; never raises for what the server answers."""
     from .urls import public_urls
 
