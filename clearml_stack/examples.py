@@ -5,10 +5,12 @@ The examples themselves live in ``examples/`` and use only the ClearML SDK; this
 runs each through the one runner, and collects the links each example reports.
 
 Client configuration, in order: ``CLEARML_CONFIG_FILE`` when set (e.g. the file ``inv
-client-config`` writes), else the SDK's variables derived from the settings (``CLEARML_API_HOST``,
-``CLEARML_WEB_HOST``, ``CLEARML_FILES_HOST``) with ``CLEARML_API_ACCESS_KEY``/``SECRET_KEY`` from
-the environment or, failing those, the kit's own services-agent key. :func:`client_environment` is
-the one place that decides it.
+client-config`` writes; read with the SDK itself for the checks), else the SDK's variables derived
+from the settings (``CLEARML_API_HOST``, ``CLEARML_WEB_HOST``, ``CLEARML_FILES_HOST``) with
+``CLEARML_API_ACCESS_KEY``/``SECRET_KEY`` from the environment or, failing those, the kit's own
+services-agent key. :func:`client_environment` is the one place that decides it: once the clients
+module (``inv client-config``) is in, its ``client_environment``/``render_client_config`` can
+replace the derivation here without changing any caller.
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ def client_environment(settings: Settings, environ: Mapping[str, str] | None = N
         if not Path(path).is_file():
             raise StackError(f"CLEARML_CONFIG_FILE={path} does not exist",
                              "write one with `inv client-config --out PATH`, or unset the variable")
-        return ClientConfig(extra, api, web, files, None, f"the client configuration in {path}")
+        api, web, files, key, secret = read_client_config(path)
+        creds = Credentials(key, secret, f"the credentials in {path}") if key and secret else None
+        return ClientConfig(extra, api, web, files, creds, f"the client configuration in {path}")
     if environ.get("CLEARML_API_ACCESS_KEY") and environ.get("CLEARML_API_SECRET_KEY"):
         creds = Credentials(environ["CLEARML_API_ACCESS_KEY"], environ["CLEARML_API_SECRET_KEY"],
                             "CLEARML_API_ACCESS_KEY from the environment")
@@ -117,6 +121,32 @@ def client_environment(settings: Settings, environ: Mapping[str, str] | None = N
     env = {"CLEARML_API_HOST": api, "CLEARML_WEB_HOST": web, "CLEARML_FILES_HOST": files,
            "CLEARML_API_ACCESS_KEY": creds.key, "CLEARML_API_SECRET_KEY": creds.secret, **extra}
     return ClientConfig(env, api, web, files, creds, f"{api} with {creds.source}")
+
+
+def read_client_config(path: str) -> tuple[str, str, str, str, str]:
+    """(api, web, files, access key, secret key) as the SDK itself reads ``path``, errors in its words."""
+    from clearml.backend_api import Session, load_config
+    from clearml.backend_config.errors import ConfigurationError
+
+    saved = os.environ.get("CLEARML_CONFIG_FILE")
+    os.environ["CLEARML_CONFIG_FILE"] = path
+    try:
+        cfg = load_config()
+        hosts = (Session.get_api_server_host(cfg), Session.get_app_server_host(cfg),
+                 Session.get_files_server_host(cfg))
+    except ConfigurationError as exc:
+        raise StackError(f"the ClearML SDK cannot read {path}: {exc}",
+                         "fix the file (or write a new one with `inv client-config --out PATH --force`)") from None
+    except ValueError as exc:  # e.g. "Could not detect ClearML web application server"
+        raise StackError(f"{path}: {exc}", "set api_server, web_server and files_server in it") from None
+    finally:
+        if saved is None:
+            os.environ.pop("CLEARML_CONFIG_FILE", None)
+        else:
+            os.environ["CLEARML_CONFIG_FILE"] = saved
+    key = str(cfg.get("api.credentials.access_key", "") or "")
+    secret = str(cfg.get("api.credentials.secret_key", "") or "")
+    return (*(str(h).rstrip("/") for h in hosts), key, secret)  # type: ignore[return-value]
 
 
 # --- what the chosen examples need from the server --------------------------------------------
@@ -158,7 +188,7 @@ def preflight(config: ClientConfig, examples: Sequence[Example], queue: str) -> 
     needed = required_queues(examples, queue)
     if config.credentials is None:
         if needed:
-            ui.note("agents not checked (credentials come from the client configuration file)")
+            ui.note("agents not checked: the client configuration holds no credentials to ask the server with")
         return
     login = api.login(config.credentials)
     if not login.ok:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -58,12 +59,27 @@ def test_client_environment_prefers_the_users_key_then_a_config_file(settings, t
     cfg = ex.client_environment(settings, environ={"CLEARML_API_ACCESS_KEY": "MINE", "CLEARML_API_SECRET_KEY": "S"})
     assert cfg.env["CLEARML_API_ACCESS_KEY"] == "MINE" and cfg.credentials.key == "MINE"
     conf = tmp_path / "clearml.conf"
-    conf.write_text("api {}\n")
+    conf.write_text('api {\n  web_server: "http://web.example:1"\n  api_server: "http://api.example:2"\n'
+                    '  files_server: "http://files.example:3"\n'
+                    '  credentials { "access_key" = "FILEKEY", "secret_key" = "FILESECRET" }\n}\n')
     cfg = ex.client_environment(settings, environ={"CLEARML_CONFIG_FILE": str(conf), "CLEARML_API_ACCESS_KEY": "MINE",
                                                    "CLEARML_API_SECRET_KEY": "S"})
-    assert cfg.credentials is None and "CLEARML_API_ACCESS_KEY" not in cfg.env and str(conf) in cfg.source
+    # the SDK reads the file itself (nothing overridden); the checks use what it holds
+    assert "CLEARML_API_ACCESS_KEY" not in cfg.env and str(conf) in cfg.source
+    assert (cfg.api_url, cfg.web_url, cfg.files_url) == ("http://api.example:2", "http://web.example:1",
+                                                         "http://files.example:3")
+    assert cfg.credentials.key == "FILEKEY" and cfg.credentials.secret == "FILESECRET"
     with pytest.raises(StackError, match="does not exist"):
         ex.client_environment(settings, environ={"CLEARML_CONFIG_FILE": str(tmp_path / "missing.conf")})
+
+
+def test_a_broken_config_file_is_reported_by_the_sdk(settings, tmp_path, monkeypatch):
+    conf = tmp_path / "clearml.conf"
+    conf.write_text("api {\n  api_server: \n")
+    monkeypatch.setenv("CLEARML_CONFIG_FILE", "/somewhere/else.conf")
+    with pytest.raises(StackError, match="the ClearML SDK cannot read .*clearml.conf.*Failed parsing"):
+        ex.client_environment(settings, environ={"CLEARML_CONFIG_FILE": str(conf)})
+    assert os.environ["CLEARML_CONFIG_FILE"] == "/somewhere/else.conf"  # put back as it was
 
 
 def test_offline_and_output_uri(settings):
