@@ -160,13 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.controller_queue and Task.running_locally():
             pipe.start(queue=args.controller_queue)  # this process ends here; an agent runs the controller
         pipe.start_locally()  # here (or on that agent): steps go to their queue; returns when the pipeline ends
+        pipe.stop()  # marks the pipeline completed, or failed when a step failed
         ok = pipe.is_successful()
         result["tasks"] = [{"role": "pipeline", "id": pipe.id, "name": pipe.task.name,
                             "url": pipe.task.get_output_log_web_page()}]
         result["tasks"] += [{"role": f"step {node.name}", "id": node.executed, "name": node.name}
                             for node in pipe.get_processed_nodes() if node.executed]
         result["successful"] = ok
-        pipe.stop(mark_failed=not ok)
         if not ok:
             print("the pipeline did not complete: open its page (above) for the failed step's log")
     if args.result_file and Task.running_locally():

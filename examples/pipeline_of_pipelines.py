@@ -144,13 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         pipe.task.close()
     else:
         pipe.start_locally()  # the child pipelines go to --child-queue; returns when all have ended
+        pipe.stop()  # marks this pipeline completed, or failed when a child failed
         ok = pipe.is_successful()
         result["successful"] = ok
         result["tasks"] = [{"role": "pipeline", "id": pipe.id, "name": pipe.task.name,
                             "url": pipe.task.get_output_log_web_page()}]
         result["tasks"] += [{"role": f"child {node.name}", "id": node.executed, "name": node.name}
                             for node in pipe.get_processed_nodes() if node.executed]
-        pipe.stop(mark_failed=not ok)
         if not ok:
             print("not every child pipeline completed: open the pipeline page (above) to see which")
     if args.result_file and Task.running_locally():
