@@ -55,6 +55,10 @@ def test_client_environment_from_settings_uses_the_kits_key_and_all_three_hosts(
     assert "services-agent" in cfg.source and AGENT["CLEARML_AGENT_SECRET_KEY"] not in cfg.source
 
 
+SDK_PARSER_NOISE = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's bundled pyhocon on new pyparsing
+
+
+@SDK_PARSER_NOISE
 def test_client_environment_prefers_the_users_key_then_a_config_file(settings, tmp_path):
     cfg = ex.client_environment(settings, environ={"CLEARML_API_ACCESS_KEY": "MINE", "CLEARML_API_SECRET_KEY": "S"})
     assert cfg.env["CLEARML_API_ACCESS_KEY"] == "MINE" and cfg.credentials.key == "MINE"
@@ -73,6 +77,7 @@ def test_client_environment_prefers_the_users_key_then_a_config_file(settings, t
         ex.client_environment(settings, environ={"CLEARML_CONFIG_FILE": str(tmp_path / "missing.conf")})
 
 
+@SDK_PARSER_NOISE
 def test_a_broken_config_file_is_reported_by_the_sdk(settings, tmp_path, monkeypatch):
     conf = tmp_path / "clearml.conf"
     conf.write_text("api {\n  api_server: \n")
