@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import k8s, setup, stack, users
+from . import examples, k8s, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -13,6 +13,8 @@ ns = Collection(
     stack.logs,
     stack.config,
     stack.compose,
+    examples.smoke,
+    examples.examples,
 )
 ns.add_collection(Collection.from_module(users, name="users"))
 ns.add_collection(Collection.from_module(k8s, name="k8s"))

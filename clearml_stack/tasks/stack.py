@@ -18,10 +18,16 @@ def _stack():
 
 
 @task(help={"allow_open": "start even with no web login user (anyone who reaches the UI can sign up)",
-            "timeout": "seconds to wait for every service to be healthy (default: CLEARML_WAIT_TIMEOUT)"})
-def up(c, allow_open=False, timeout=0):
+            "timeout": "seconds to wait for every service to be healthy (default: CLEARML_WAIT_TIMEOUT)",
+            "smoke": "then prove it works: `inv smoke` with the kit's own key"})
+def up(c, allow_open=False, timeout=0, smoke=False):
     """Render config, check the host, start every service and wait until healthy."""
-    _stack().up(allow_open=allow_open, timeout=timeout or None)
+    stack = _stack()
+    stack.up(allow_open=allow_open, timeout=timeout or None)
+    if smoke:
+        from .examples import smoke_and_report
+
+        smoke_and_report(stack.settings)
 
 
 @task
