@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import layers as layer_mod
+from . import agents, layers as layer_mod
 from .errors import StackError
 from .runner import run
 from .settings import Settings
@@ -98,6 +98,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "STACK_ES_HEAP": settings.es_heap,
         "STACK_HEALTH_INTERVAL": settings["CLEARML_HEALTHCHECK_INTERVAL"],
         "STACK_FILES_URL": files_url(settings),
+        **agents.environment(settings),
     }
 
 

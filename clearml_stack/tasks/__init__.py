@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import setup, stack, users
+from . import agents, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -15,3 +15,4 @@ ns = Collection(
     stack.compose,
 )
 ns.add_collection(Collection.from_module(users, name="users"))
+ns.add_collection(Collection.from_module(agents, name="agents"))
