@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python -m tests.images.build [--json] [--force]
+    python -m tests.images.build [--json] [--force] [--prune]
 
 A Debian base is made with debootstrap and ``docker import``; every other image is a small
 ``docker build`` on top of it. Each image is tagged ``clearml-lightning-test/<name>:<hash12>``
@@ -49,6 +49,8 @@ BASE_KEY = "TEST_BASE_IMAGE"
 NEEDS_WHEELS = {"server"}
 REQUIREMENTS = HERE / "requirements.txt"
 BUILD_WORKERS = 3
+# local tool caches are neither hashed nor sent to the engine
+IGNORED = ("__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache")
 # Debian bookworm ships CPython 3.11
 WHEEL_PLATFORM = ["--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp"]
 
@@ -89,7 +91,7 @@ def digest(*parts: str | bytes) -> str:
 def tree_digest(root: Path) -> str:
     """Hash of every file under root: relative path, executable bit and content."""
     parts: list[str | bytes] = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not set(IGNORED) & set(p.parts)):
         parts += [path.relative_to(root).as_posix(), str(os.access(path, os.X_OK)), path.read_bytes()]
     return digest(*parts)
 
@@ -234,7 +236,7 @@ def build_image(name: str, base_ref: str, force: bool = False) -> str:
         return ref
     with tempfile.TemporaryDirectory(prefix=f"clearml-lightning-{name}-") as tmp:
         context = Path(tmp) / "context"
-        shutil.copytree(HERE / name, context, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(HERE / name, context, ignore=shutil.ignore_patterns(*IGNORED))
         if name in NEEDS_WHEELS:
             shutil.copytree(wheels_dir(), context / "wheels")
         # output is kept for the error message only (the legacy builder also prints a deprecation notice)
@@ -286,14 +288,28 @@ def variant(ref: str, env: dict[str, str]) -> str:
     return out
 
 
+def prune(keep: set[str]) -> list[str]:
+    """Untag every clearml-lightning-test image not in keep (older hashes, variants, version tags)."""
+    listed = run(["docker", "image", "ls", "--filter", f"reference={PREFIX}/*", "--format", "{{.Repository}}:{{.Tag}}"],
+                 capture_output=True, text=True).stdout.split()
+    stale = sorted(set(listed) - keep)
+    if stale:
+        subprocess.run(["docker", "image", "rm", *stale], capture_output=True)
+        log(f"pruned {len(stale)} stale image tags")
+    return stale
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.images.build", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print the settings as JSON instead of KEY=value")
     parser.add_argument("--force", action="store_true", help="rebuild every image even if its hash tag exists")
+    parser.add_argument("--prune", action="store_true", help="then remove older test image tags and variants")
     args = parser.parse_args(argv)
     start = time.monotonic()
     try:
         refs = build_all(force=args.force)
+        if args.prune:
+            prune(set(refs.values()))
     except BuildError as exc:
         log(f"error: {exc}")
         return 1
