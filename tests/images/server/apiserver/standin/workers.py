@@ -55,9 +55,11 @@ class Registry:
         raise NotFound(f"queue {ref}")
 
     # --- workers -----------------------------------------------------------------------------
-    def report(self, worker: str, user: str, queues: list[str] | None) -> None:
+    def report(self, worker: str, user: str, queues: list[str] | None, register: bool = False) -> None:
         now = time.time()
         with self.lock:
+            if register:
+                self.workers.pop(worker, None)  # registering starts a fresh worker entry
             w = self.workers.setdefault(worker, {"id": worker, "user": {"id": user, "name": user},
                                                  "register_time": now, "queues": [], "task": None})
             w["last_activity_time"] = now
@@ -97,7 +99,7 @@ def handlers(registry: Registry, body: Callable[[], dict[str, Any]], user: Calla
 
     def register() -> dict[str, Any]:
         b = body()
-        registry.report(str(b["worker"]), user(), list(b.get("queues") or []))
+        registry.report(str(b["worker"]), user(), list(b.get("queues") or []), register=True)
         return {}
 
     def status_report() -> dict[str, Any]:
