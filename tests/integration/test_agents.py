@@ -41,10 +41,12 @@ def agent_stack(tmp_path_factory, test_images):
         CLEARML_WAIT_TIMEOUT="300", CLEARML_SERVICES_AGENT="false",
         CLEARML_AGENT_BASE_IMAGE=test_images["TEST_BASE_IMAGE"], CLEARML_AGENT_APT_PACKAGES="",
     )
-    k.inv("install")
-    k.inv("up", "--allow-open")
-    yield k
-    remove_project(k)
+    try:
+        k.inv("install")
+        k.inv("up", "--allow-open")
+        yield k
+    finally:  # also when start-up fails: nothing of the project may stay behind
+        remove_project(k)
 
 
 def registered(k) -> dict[str, dict]:
