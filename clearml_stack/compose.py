@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from . import layers as layer_mod
+from . import agents, layers as layer_mod
 from .errors import StackError
 from .runner import run
 from .settings import Settings
@@ -106,6 +106,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "STACK_ES_NOFILE": settings["CLEARML_ES_NOFILE"],
         "STACK_ES_MEMLOCK": "-1" if settings["CLEARML_ES_MEMLOCK"] == "unlimited" else settings["CLEARML_ES_MEMLOCK"],
         "STACK_FILES_URL": files_url(settings),
+        **agents.environment(settings),
     }
 
 

@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import examples, k8s, setup, stack, users
+from . import agents, examples, k8s, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -18,3 +18,4 @@ ns = Collection(
 )
 ns.add_collection(Collection.from_module(users, name="users"))
 ns.add_collection(Collection.from_module(k8s, name="k8s"))
+ns.add_collection(Collection.from_module(agents, name="agents"))

@@ -11,7 +11,8 @@ Reproduces from CLEARML_FACTS.md:
 - "Subdomains, cookies": cookie Domain (one or a list), HttpOnly, Secure, SameSite from config;
 - "Fileserver auth": ``auth.validate_token`` for system identities.
 Replies use the real envelope ``{"meta": {...}, "data": {...}}``. Only debug.ping, server.info
-(``version`` from ``STANDIN_VERSION``, default 2.3.0), auth.login and auth.validate_token exist; any
+(``version`` from ``STANDIN_VERSION``, default 2.3.0), auth.login and auth.validate_token exist, plus
+the queues/workers calls a clearml-agent daemon makes to register and idle (standin/workers.py); any
 other endpoint answers 400 like an unknown endpoint. The test-only
 ``GET /standin.effective_config`` returns the merged configuration. ``STANDIN_READY_AFTER=N`` makes
 debug.ping answer 503 for the first N seconds after start (a server that is slow to get ready, for the
@@ -36,6 +37,7 @@ from urllib.parse import urlsplit
 
 import bcrypt
 
+from . import workers
 from .config import get, load_config, plain
 from .web import Handler, log, serve
 
@@ -171,6 +173,9 @@ def cookie_headers(cfg: Any, name: str, token: str) -> list[tuple[str, str]]:
 # --- HTTP ------------------------------------------------------------------------------------
 
 
+REGISTRY = workers.Registry()
+
+
 class ApiHandler(Handler):
     role = ROLE
     cfg: Any = None
@@ -190,6 +195,8 @@ class ApiHandler(Handler):
             "auth.login": self.auth_login,
             "auth.validate_token": self.auth_validate_token,
             "standin.effective_config": lambda: plain(self.cfg),
+            # what clearml-agent needs to register and idle (standin/workers.py)
+            **workers.handlers(REGISTRY, lambda: self.read_json() or {}, self.user_name),
         }
         headers: list[tuple[str, str]] = []
         try:
@@ -200,6 +207,8 @@ class ApiHandler(Handler):
             subcode = 0
         except ApiError as exc:
             code, data, msg, subcode = exc.code, {}, exc.msg, exc.subcode
+        except (workers.NotFound, KeyError) as exc:  # unknown queue, missing field: a bad request
+            code, data, msg, subcode = 400, {}, f"Invalid request ({exc})", 0
         except Exception as exc:  # what the real server turns into a 500 (e.g. bcrypt on > 72 bytes)
             log(ROLE, f"error in {endpoint}: {exc!r}")
             code, data, msg, subcode, headers = 500, {}, f"General data error ({exc})", 0, []
@@ -236,6 +245,13 @@ class ApiHandler(Handler):
             if key == name:
                 return value
         return None
+
+    def user_name(self) -> str:
+        """The caller's user name; 401 without credentials (workers and queues calls need one)."""
+        ident = self.identity()
+        if ident is None:
+            raise ApiError(401, "Unauthorized (missing credentials)", 10)
+        return ident.user_name
 
     def debug_ping(self) -> dict[str, Any]:
         if time.monotonic() < READY_AT:
