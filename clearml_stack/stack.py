@@ -12,7 +12,7 @@ from .errors import StackError
 from .health import ServiceState, api_ping, not_good, parse_ps
 from .install import InstallReport, render_config
 from .runner import Result, run
-from .settings import SECRET_KEYS, Settings
+from .settings import MASKED_KEYS, Settings
 from .urls import api_probe_url, public_urls
 from .users import load_users
 
@@ -177,8 +177,8 @@ class Stack:
 
 
 def mask_secrets(text: str, settings: Settings) -> str:
-    """Replace every generated secret value in ``text`` with a mask (pure)."""
-    for key in SECRET_KEYS:
+    """Replace every secret or user-given credential value in ``text`` with a mask (pure)."""
+    for key in MASKED_KEYS:
         value = settings.values.get(key)
         if value:
             text = text.replace(value, ui.mask(value))
