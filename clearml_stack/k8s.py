@@ -21,17 +21,11 @@ from .render import helm
 from .settings import Settings
 from .users import User, load_users
 
-QUEUES_SETTING = "CLEARML_AGENT_QUEUES"
+def agent_queues(settings: Settings) -> str:
+    """The queues the agent chart serves: the same ``CLEARML_AGENT_QUEUES`` the compose workers serve."""
+    from .agents import split_queues
 
-
-def agent_queues(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
-    """The queues the agent chart serves: ``CLEARML_AGENT_QUEUES`` (environment, then .env), else ``default``.
-
-    The agents work defines the queue setting for the compose stack; until it is in the settings table
-    this reads the same name directly, so both stacks serve the same queues.
-    """
-    environ = os.environ if environ is None else environ
-    return environ.get(QUEUES_SETTING) or settings.values.get(QUEUES_SETTING) or helm.DEFAULT_QUEUE
+    return ",".join(split_queues(settings["CLEARML_AGENT_QUEUES"])) or helm.DEFAULT_QUEUE
 
 
 def default_out_dir(settings: Settings) -> Path:

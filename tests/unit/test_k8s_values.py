@@ -387,12 +387,14 @@ def test_server_image_is_the_kits_on_every_component(tmp_path, users):
 
 def test_agent_queues_from_the_setting_or_default(tmp_path):
     settings = make_settings(tmp_path)
-    assert k8s.agent_queues(settings, {}) == "default"
-    assert k8s.agent_queues(settings, {"CLEARML_AGENT_QUEUES": "gpu, cpu"}) == "gpu, cpu"
+    assert k8s.agent_queues(settings) == "default"
+    assert k8s.agent_queues(make_settings(tmp_path, CLEARML_AGENT_QUEUES="gpu, cpu")) == "gpu,cpu"
+    assert k8s.agent_queues(make_settings(tmp_path, CLEARML_AGENT_QUEUES="gpu cpu")) == "gpu,cpu"
     (tmp_path / ".env").write_text("CLEARML_AGENT_QUEUES=services,gpu\n")
     from_file = load(environ={"CLEARML_ENV_FILE": str(tmp_path / ".env")})
-    assert k8s.agent_queues(from_file, {}) == "services,gpu"
-    assert k8s.agent_queues(from_file, {"CLEARML_AGENT_QUEUES": "cpu"}) == "cpu"  # environment wins, as elsewhere
+    assert k8s.agent_queues(from_file) == "services,gpu"
+    from_env = load(environ={"CLEARML_ENV_FILE": str(tmp_path / ".env"), "CLEARML_AGENT_QUEUES": "cpu"})
+    assert k8s.agent_queues(from_env) == "cpu"  # environment wins, as elsewhere
     values = helm.agent_values(settings, helm.K8sOptions(agent_queues="gpu, cpu"))
     assert values["agentk8sglue"]["queue"] == "gpu,cpu"
     assert values["agentk8sglue"]["createQueueIfNotExists"] is True
