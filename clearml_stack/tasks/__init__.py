@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import setup, stack, users
+from . import clients, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -14,4 +14,6 @@ ns = Collection(
     stack.config,
     stack.compose,
 )
+for _task in (clients.connect_script, clients.client_config, clients.host):
+    ns.add_task(_task)
 ns.add_collection(Collection.from_module(users, name="users"))
