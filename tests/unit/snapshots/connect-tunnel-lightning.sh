@@ -29,7 +29,7 @@ REMOTE_PORTS=(8080 8008 8081)
 SERVER_FILES_URL=http://localhost:8081
 CONNECT_TIMEOUT=30   # seconds the first connection of each tunnel may take
 PROBE_INTERVAL=5     # seconds between checks that the tunnels are open
-MAX_RETRY_DELAY=30   # longest pause between reconnection attempts
+MAX_RETRY_DELAY=10   # longest pause between reconnection attempts
 
 EXTRA_SSH_ARGS=()
 EXTRA_COUNT=0
@@ -145,7 +145,7 @@ ssh_args() {  # fills SSH_ARGS for service index $1
     SSH_ARGS+=("$TARGET")
 }
 
-ssh_loop() {  # ssh_loop SSH_ARGS...: run ssh again whenever it exits, pausing 1 s, 2 s, ... up to 30 s
+ssh_loop() {  # ssh_loop SSH_ARGS...: run ssh again whenever it exits, pausing 1 s, 2 s, ... up to 10 s
     local child="" delay=1 started rc
     trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; fi; exit 0' TERM INT HUP
     while :; do
@@ -155,13 +155,13 @@ ssh_loop() {  # ssh_loop SSH_ARGS...: run ssh again whenever it exits, pausing 1
         wait "$child"
         rc=$?
         child=""
-        if [ $(($(now) - started)) -ge "$MAX_RETRY_DELAY" ]; then delay=1; fi
+        if [ $(($(now) - started)) -ge 30 ]; then delay=1; fi  # it was up a while: retry at once
         printf '%s ssh exited with status %s; reconnecting in %s s\n' "$(stamp)" "$rc" "$delay"
         sleep "$delay" &
         child=$!
         wait "$child"
         child=""
-        delay=$((delay * 2))
+        delay=$((delay + 1))
         if [ "$delay" -gt "$MAX_RETRY_DELAY" ]; then delay=$MAX_RETRY_DELAY; fi
     done
 }
