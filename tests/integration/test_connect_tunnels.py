@@ -268,8 +268,25 @@ def test_tunnels_answer_and_survive_killed_ssh_connections(flags, tunnels, scrip
 @pytest.mark.parametrize("flags", [[], ["--no-autossh"]], ids=["autossh", "plain-ssh-loop"])
 def test_ctrl_c_and_term_leave_no_ssh_process_behind(how, flags, tunnels, script, ssh_server):
     path, ports = script
+    # a tunnel of the user's own to the same server, not started by connect.sh: it must survive
+    own_port = free_port()
+    bystander = subprocess.Popen(["ssh", "-N", *ssh_server.ssh_args(), "-o", "BatchMode=yes", "-o",
+                                  "StrictHostKeyChecking=accept-new", "-L", f"127.0.0.1:{own_port}:127.0.0.1:8008",
+                                  "-p", str(ssh_server.port), "tunnel@127.0.0.1"], stdin=subprocess.DEVNULL)
+    try:
+        _stop_and_check(how, flags, tunnels, ports, ssh_server, bystander, own_port)
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def _stop_and_check(how, flags, tunnels, ports, ssh_server, bystander, own_port) -> None:
     run = tunnels(*flags)
     run.wait_open(ports)
+    deadline = time.monotonic() + 30
+    while get(own_port, "/debug.ping") is None:
+        assert time.monotonic() < deadline and bystander.poll() is None, "the bystander tunnel opened"
+        time.sleep(0.3)
     started = descendants(run.proc.pid)
     ssh = [pid for pid, cmd in started.items() if "ssh" in cmd.split(" ", 1)[0]]
     assert len(ssh) >= 3, started
@@ -282,8 +299,11 @@ def test_ctrl_c_and_term_leave_no_ssh_process_behind(how, flags, tunnels, script
     time.sleep(0.3)
     left = {pid: cmd for pid, cmd in started.items() if alive(pid)}
     assert not left, f"left behind: {left}"
-    assert not any(str(ssh_server.port) in cmd for cmd in _all_commands()), "no ssh to the server remains"
+    ours = [cmd for cmd in _all_commands() if str(ssh_server.port) in cmd and f":{own_port}:" not in cmd]
+    assert not ours, f"no ssh of connect.sh remains: {ours}"
     assert not any(_listening(port) for port in ports.values()), "every local port is closed"
+    assert bystander.poll() is None and get(own_port, "/debug.ping") is not None, \
+        "an ssh tunnel connect.sh did not start is left alone"
 
 
 def _all_commands() -> list[str]:
