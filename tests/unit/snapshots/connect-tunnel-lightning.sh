@@ -202,7 +202,7 @@ stop_all() {  # stop exactly the processes this script started: supervisors, the
         if [ -z "$alive" ]; then break; fi
         sleep 0.25
     done
-    for pid in $pids $kids; do kill -KILL "$pid" 2>/dev/null; done
+    for pid in $alive; do kill -KILL "$pid" 2>/dev/null; done  # only those still running after 5 s
     SUPERVISORS=("" "" "")
     SLEEPER=""
 }
