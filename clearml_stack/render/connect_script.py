@@ -40,5 +40,6 @@ def render_connect_script(settings: Settings, target: SshTarget, local_ports: Lo
             "remote_api": _port(remote.api),
             "remote_files": _port(remote.files),
             "server_files_url": shlex.quote(canonical_files),
+            "access_mode": shlex.quote(settings.mode),
         },
     )

@@ -240,6 +240,21 @@ def test_client_config_snapshots():
                                          CREDS, verify_certificate=False))
 
 
+def test_lightning_proxy_snapshots(monkeypatch):
+    studio = "abc123.cloudspaces.litng.ai"
+    monkeypatch.setenv("LIGHTNING_CLOUDSPACE_HOST", studio)
+    s = make(CLEARML_ACCESS_MODE="lightning-proxy", CLEARML_DOMAIN=studio)
+    assert_snapshot("clientconf-lightning-proxy.conf", render_client_config(s, CREDS))
+    assert_snapshot("connect-lightning-proxy.sh", render_connect_script(s, LIGHTNING))
+
+
+def test_client_config_takes_explicit_urls_for_agents():
+    chosen = C.ClientUrls("http://10.0.0.2:8080", "http://10.0.0.2:8008", "http://10.0.0.2:8081")
+    conf = ConfigFactory.parse_string(render_client_config(make(), CREDS, urls=chosen))
+    assert (conf["api.web_server"], conf["api.api_server"], conf["api.files_server"]) == (
+        chosen.web, chosen.api, chosen.files)
+
+
 def test_client_config_parses_with_the_values_written():
     s = make()
     text = render_client_config(s, C.Credentials('Q"uote\\back', "x${HOME}#not-a-comment"),

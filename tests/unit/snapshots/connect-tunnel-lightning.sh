@@ -27,6 +27,7 @@ LABELS=("web UI" "API server" "file server")
 LOCAL_PORTS=(8080 8008 8081)
 REMOTE_PORTS=(8080 8008 8081)
 SERVER_FILES_URL=http://localhost:8081
+ACCESS_MODE=tunnel
 CONNECT_TIMEOUT=30   # seconds the first connection of each tunnel may take
 PROBE_INTERVAL=5     # seconds between checks that the tunnels are open
 MAX_RETRY_DELAY=10   # longest pause between reconnection attempts
@@ -292,7 +293,10 @@ print_connected() {
         say "clearml.conf: none yet at $config: create credentials in the web UI (Settings > Workspace),"
         say "  then run \`inv client-config\` on the server and copy the file there (or run clearml-init)"
     fi
-    if [ "http://localhost:${LOCAL_PORTS[2]}" != "$SERVER_FILES_URL" ]; then
+    if [ "$ACCESS_MODE" != tunnel ]; then
+        say "note: the server's access mode is $ACCESS_MODE: its clearml.conf uses the public URLs"
+        say "  ($SERVER_FILES_URL for files), so the SDK does not need these tunnels"
+    elif [ "http://localhost:${LOCAL_PORTS[2]}" != "$SERVER_FILES_URL" ]; then
         say "note: artifact URLs name the file server as $SERVER_FILES_URL; the clearml.conf from"
         say "  \`inv client-config --local-ports ...\` maps them to local port ${LOCAL_PORTS[2]}"
     fi
