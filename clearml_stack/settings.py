@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from . import versions
+from . import kubenames, versions
 from .envfile import parse_env
 from .errors import StackError
 
@@ -166,6 +166,11 @@ SETTINGS: tuple[Setting, ...] = (
     # tuning
     Setting("CLEARML_ES_HEAP", "auto", "Elasticsearch heap, e.g. 2g or 512m; auto: a quarter of RAM, 1g to 4g",
             _regex(r"auto|[1-9][0-9]*[mg]", "must be auto or a size like 2g or 512m"), "use e.g. 2g"),
+    Setting("CLEARML_ES_NOFILE", "65536", "Elasticsearch open-files limit (official: 65536; at most the engine's own limit)",
+            _positive_int, "use 65536, or the Docker engine's limit if it is lower"),
+    Setting("CLEARML_ES_MEMLOCK", "unlimited", "Elasticsearch locked-memory limit: unlimited (official) or bytes",
+            _regex(r"unlimited|[1-9][0-9]*", "must be unlimited or a number of bytes"),
+            "use unlimited, or the Docker engine's limit if it cannot grant that"),
     Setting("CLEARML_WAIT_TIMEOUT", "300", "Seconds `inv up` waits for every service to be healthy",
             _positive_int, "use e.g. 300"),
     Setting("CLEARML_HEALTHCHECK_INTERVAL", "5s", "How often each container's healthcheck runs (e.g. 5s, 1s)",
@@ -174,6 +179,28 @@ SETTINGS: tuple[Setting, ...] = (
             _positive_int, "use seconds, e.g. 7200"),
     Setting("CLEARML_WATCHDOG_INTERVAL_SEC", "900", "How often the server's task watchdog runs", _positive_int,
             "use seconds, e.g. 900"),
+    # Kubernetes hand-off: `inv k8s.values` (values for the official Helm charts)
+    Setting("CLEARML_K8S_NAMESPACE", "clearml", "Kubernetes namespace the Helm charts are installed in",
+            kubenames.dns_label, "use a name like clearml"),
+    Setting("CLEARML_K8S_INGRESS_CLASS", "", "Ingress class for app./api./files.; empty: the cluster's default",
+            kubenames.optional_dns_subdomain, "use e.g. nginx, or leave empty"),
+    Setting("CLEARML_K8S_TLS_SECRET", "clearml-tls", "Kubernetes TLS Secret the ingresses use when CLEARML_TLS is on",
+            kubenames.dns_subdomain, "use a name like clearml-tls"),
+    Setting("CLEARML_K8S_STORAGE_CLASS", "", "Storage class of every volume; empty: the cluster's default",
+            kubenames.optional_dns_subdomain, "use e.g. gp3 or standard, or leave empty"),
+    Setting("CLEARML_K8S_FILESERVER_SIZE", "50Gi", "Volume size for uploaded files and artifacts", kubenames.quantity,
+            "use e.g. 50Gi"),
+    Setting("CLEARML_K8S_MONGO_SIZE", "50Gi", "Volume size for the bundled MongoDB", kubenames.quantity, "use e.g. 50Gi"),
+    Setting("CLEARML_K8S_ELASTIC_SIZE", "50Gi", "Volume size for the bundled Elasticsearch", kubenames.quantity,
+            "use e.g. 50Gi"),
+    Setting("CLEARML_K8S_REDIS_SIZE", "5Gi", "Volume size for the bundled Redis", kubenames.quantity, "use e.g. 5Gi"),
+    Setting("CLEARML_EXTERNAL_MONGO_URI", "", "With --external-stores: MongoDB URI without a database path",
+            kubenames.mongo_uri, "use e.g. mongodb://mongo.example.com:27017"),
+    Setting("CLEARML_EXTERNAL_ELASTIC_HOSTS", "", "With --external-stores: Elasticsearch nodes as host:port,host:port",
+            kubenames.host_port_list, "use e.g. es1.example.com:9200"),
+    Setting("CLEARML_EXTERNAL_REDIS_HOST", "", "With --external-stores: Redis host name", kubenames.optional_host,
+            "use e.g. redis.example.com"),
+    Setting("CLEARML_EXTERNAL_REDIS_PORT", "6379", "With --external-stores: Redis port", _port, "use e.g. 6379"),
     # generated secrets
     Setting("CLEARML_AGENT_ACCESS_KEY", "", "Agent access key (services_agent); " + _GEN, _secret(20), secret=True),
     Setting("CLEARML_AGENT_SECRET_KEY", "", "Agent secret key (services_agent); " + _GEN, _secret(32), secret=True),

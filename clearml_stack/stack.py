@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -147,8 +146,8 @@ class Stack:
         text = self.compose("config", capture=True, echo=False).stdout
         return text if show_secrets else mask_secrets(text, self.settings)
 
-    def passthrough(self, remainder: str) -> int:
-        return self.compose(*shlex.split(remainder), check=False).returncode
+    def passthrough(self, args: Sequence[str]) -> int:
+        return self.compose(*args, check=False).returncode
 
     # --- reports -----------------------------------------------------------------------------
     def status(self) -> dict:

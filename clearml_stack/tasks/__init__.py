@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import clients, setup, stack, users
+from . import clients, k8s, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -17,3 +17,4 @@ ns = Collection(
 for _task in (clients.connect_script, clients.client_config, clients.host):
     ns.add_task(_task)
 ns.add_collection(Collection.from_module(users, name="users"))
+ns.add_collection(Collection.from_module(k8s, name="k8s"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 from invoke import Exit
 
 from .. import ui
@@ -62,6 +65,8 @@ def compose(c):
     if not c.remainder.strip():
         ui.error("nothing to run", "give compose arguments after --, e.g. `inv compose -- ps -a`")
         raise Exit(code=2)
-    code = _stack().passthrough(c.remainder)
+    # invoke joins the remainder into one string and loses its quoting: take the words from argv
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
+    code = _stack().passthrough(argv)
     if code:
         raise Exit(code=code)

@@ -26,10 +26,12 @@ SERVICES = {"apiserver", "fileserver", "webserver", "async_delete", "mongo", "el
 @pytest.fixture(scope="module")
 def running(tmp_path_factory, test_images) -> Kit:
     k = stand_in_kit(tmp_path_factory.mktemp("lifecycle"), test_images)
-    k.inv("install", "--user", "alice", "--password-stdin", input=PASSWORD + "\n")
-    k.up = k.inv("up")
-    yield k
-    remove_project(k)
+    try:
+        k.inv("install", "--user", "alice", "--password-stdin", input=PASSWORD + "\n")
+        k.up = k.inv("up")
+        yield k
+    finally:
+        remove_project(k)
 
 
 def urls(k: Kit) -> tuple[str, str, str]:

@@ -13,7 +13,9 @@ Reproduces from CLEARML_FACTS.md:
 Replies use the real envelope ``{"meta": {...}, "data": {...}}``. Only debug.ping, server.info
 (``version`` from ``STANDIN_VERSION``, default 2.3.0), auth.login and auth.validate_token exist; any
 other endpoint answers 400 like an unknown endpoint. The test-only
-``GET /standin.effective_config`` returns the merged configuration.
+``GET /standin.effective_config`` returns the merged configuration. ``STANDIN_READY_AFTER=N`` makes
+debug.ping answer 503 for the first N seconds after start (a server that is slow to get ready, for the
+readiness benchmark).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ ROLE = "apiserver"
 COMPANY = "d1bd92a3b039400cbafc60a7a5b1e52b"
 API_VERSION = "2.31"
 SERVER_VERSION = os.environ.get("STANDIN_VERSION", "2.3.0")  # variants bake in the version they stand for
+READY_AT = time.monotonic() + float(os.environ.get("STANDIN_READY_AFTER", "0"))
 STORES = (  # name, host env, port env, default host, default port
     ("mongo", "CLEARML_MONGODB_SERVICE_HOST", "CLEARML_MONGODB_SERVICE_PORT", "mongo", 27017),
     ("elasticsearch", "CLEARML_ELASTIC_SERVICE_HOST", "CLEARML_ELASTIC_SERVICE_PORT", "elasticsearch", 9200),
@@ -235,6 +238,8 @@ class ApiHandler(Handler):
         return None
 
     def debug_ping(self) -> dict[str, Any]:
+        if time.monotonic() < READY_AT:
+            raise ApiError(503, "Service starting")
         return {"msg": "ClearML server"}
 
     def auth_login(self) -> dict[str, Any]:
