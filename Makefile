@@ -64,3 +64,7 @@ test: $(VENV)/.test-installed ## every test: unit, contract, integration (builds
 
 unit: $(VENV)/.test-installed ## unit and contract tests only (no Docker engine needed)
 	$(BIN)/pytest -m "not integration and not real_images"
+
+.PHONY: host
+host: $(VENV)/.installed ## how client machines connect: URLs, connect.sh commands, next steps
+	$(INV) host

@@ -94,6 +94,12 @@ def _path(v: str) -> str | None:
     return None if v.strip() and "\n" not in v else "must be a path"
 
 
+def _ssh_target(v: str) -> str | None:
+    from .clients import target_problem  # lazily: clients imports this module
+
+    return target_problem(v)
+
+
 # --- the settings table ---------------------------------------------------------------------
 
 
@@ -154,6 +160,10 @@ SETTINGS: tuple[Setting, ...] = (
             "pick a free port, e.g. 8000 on a Lightning Studio, 80 elsewhere"),
     Setting("CLEARML_EXPOSE_STORES", "no", "Publish Mongo/Elasticsearch/Redis ports: no | loopback | all",
             _choice(EXPOSE_CHOICES), "use no (safe), loopback (127.0.0.1 only) or all (warned about)"),
+    # client machines (connect.sh, clearml.conf)
+    Setting("CLEARML_SSH_TARGET", "", "USER@HOST[:PORT] client machines ssh to for their tunnels; empty: "
+            "s_<LIGHTNING_CLOUD_SPACE_ID>@ssh.lightning.ai on a Lightning Studio", _ssh_target,
+            "e.g. alice@clearml.example.com or alice@10.0.0.5:2222"),
     # tuning
     Setting("CLEARML_ES_HEAP", "auto", "Elasticsearch heap, e.g. 2g or 512m; auto: a quarter of RAM, 1g to 4g",
             _regex(r"auto|[1-9][0-9]*[mg]", "must be auto or a size like 2g or 512m"), "use e.g. 2g"),
