@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from . import agents
+from .clients import find_target
 from .errors import StackError
 from .fsutil import atomic_write
+from .render.connect_script import render_connect_script
 from .render.template import fill_file
 from .settings import Settings
 from .urls import ServerUrls, local_urls, public_urls
@@ -39,20 +42,16 @@ def server_urls(settings: Settings) -> ServerUrls:
     return local_urls(settings) if settings.mode == "tunnel" else public_urls(settings)
 
 
-def connect_script(settings: Settings) -> str | None:
-    """INTEGRATION POINT with the clients feature: the generated tunnel script for tunnel mode.
+def connect_script(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+    """The generated tunnel script for a tunnel-mode bundle, or None when there is nothing to bake in.
 
-    Binds to ``clearml_stack.connect.render_connect_script(settings) -> str`` once that lands; until
-    then a tunnel-mode bundle says where to get the script (``inv connect-script``). The bundle's
-    agents use ``local_urls(settings)``, which must be the local ports that script opens.
+    Its SSH target is ``CLEARML_SSH_TARGET`` or this Lightning Studio's address (see ``inv host``); it
+    opens the server's own port numbers on 127.0.0.1, which is what ``server_urls`` gives the agents.
     """
     if settings.mode != "tunnel":
         return None
-    try:
-        from .connect import render_connect_script  # type: ignore[attr-defined]  # clients feature
-    except ImportError:
-        return None
-    return render_connect_script(settings)
+    target = find_target(settings, os.environ if environ is None else environ)
+    return render_connect_script(settings, target) if target else None
 
 
 def _yaml(value: str) -> str:

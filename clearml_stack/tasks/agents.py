@@ -60,6 +60,7 @@ def bundle(c, out="", replicas=1, queue=None):
     ui.ok(f"wrote {target} (mode 0600: it holds the agent key pair)")
     ui.note(f"on the other machine: tar xzf {target.name} && cd {bundle_mod.TOP} && cat README.md")
     if settings.mode == "tunnel" and connect is None:
-        ui.warn("tunnel mode: the bundle has no connect.sh yet",
-                "make it with `inv connect-script` and copy it into the bundle's directory")
+        ui.warn("tunnel mode: the bundle has no connect.sh (the kit does not know how clients reach this host)",
+                "set CLEARML_SSH_TARGET=USER@HOST[:PORT] and run `inv agents.bundle` again, or copy the output of "
+                "`inv connect-script --target USER@HOST` into the bundle's directory")
     ui.out(str(target))

@@ -162,23 +162,24 @@ def test_bundle_readme_and_makefile_carry_the_commands(bundle):
     assert "docker compose up -d" in proc.stdout and "connect.sh" in proc.stdout
 
 
-def _has_connect_renderer() -> bool:
-    try:
-        from clearml_stack.connect import render_connect_script  # noqa: F401  (clients feature)
-    except ImportError:
-        return False
-    return True
+def test_tunnel_bundle_carries_the_generated_connect_script(installed, tmp_path):
+    from clearml_stack.clients import parse_target
+    from clearml_stack.render.connect_script import render_connect_script
+
+    installed.env["CLEARML_SSH_TARGET"] = "ops@gpu-gateway.example.com:2222"
+    out = tmp_path / "bundle.tar.gz"
+    installed.inv("agents.bundle", "--out", str(out))
+    with tarfile.open(out) as tar:
+        member = tar.getmember("clearml-agents/connect.sh")
+        script = tar.extractfile(member).read().decode()
+    assert member.mode == 0o755
+    assert script == render_connect_script(installed.settings(), parse_target("ops@gpu-gateway.example.com:2222"))
 
 
-@pytest.mark.xfail(not _has_connect_renderer(), strict=True,
-                   reason="integration point: clearml_stack.connect.render_connect_script (clients feature) "
-                          "has not landed; this test binds to it and passes once it does")
-def test_tunnel_bundle_carries_the_generated_connect_script(bundle):
-    kit, _, members, top = bundle
-    from clearml_stack.connect import render_connect_script
-
-    assert members["clearml-agents/connect.sh"].mode == 0o755
-    assert (top / "connect.sh").read_text() == render_connect_script(kit.settings())
+def test_tunnel_bundle_without_a_known_target_says_how_to_add_the_script(bundle):
+    kit, out, members, top = bundle
+    assert "clearml-agents/connect.sh" not in members
+    assert "inv connect-script" in (top / "README.md").read_text()
 
 
 # --- the real clearml-agent loads what each container gets -------------------------------------
