@@ -15,7 +15,7 @@ import pytest
 from clearml_stack.clients import LocalPorts, SshTarget
 from clearml_stack.render.connect_script import render_connect_script
 from clearml_stack.settings import Settings, defaults
-from tests.kit import free_port
+from tests.kit import free_port, require_tool
 
 pytestmark = pytest.mark.contract
 
@@ -141,8 +141,7 @@ HOLDER_TOOLS = {"lsof": "lsof", "ss": "ss", "netstat": "netstat"}
 
 @pytest.mark.parametrize("tool", sorted(HOLDER_TOOLS))
 def test_taken_port_is_named_with_its_holder_before_anything_opens(tool, tmp_path):
-    if not shutil.which(tool):
-        pytest.skip(f"{tool} is not installed on this host (the script falls back to the other tools)")
+    require_tool(tool, "the script falls back to the other tools")
     ports = free_ports()
     path = toolbox(tmp_path, *BASICS, "ssh", tool)  # no autossh either: the plain loop is announced
     with Listener(ports.files) as holder:

@@ -18,6 +18,7 @@ import pytest
 
 from clearml_stack import k8s, secrets
 from clearml_stack.settings import load
+from tests.kit import require_tool
 
 pytestmark = pytest.mark.contract
 
@@ -47,8 +48,9 @@ def step_lines(steps: str, first_word: str) -> list[str]:
     return [line.strip() for line in steps.splitlines() if line.strip().startswith(first_word)]
 
 
-@pytest.mark.skipif(not shutil.which("bash") or not shutil.which("tar"), reason="needs bash and tar")
 def test_unpack_and_fileserver_copy_reproduce_the_files(tmp_path):
+    require_tool("bash")
+    require_tool("tar")
     archive = tmp_path / "my backups" / "clearml backup.tar.gz"
     archive.parent.mkdir()
     with tarfile.open(archive, "w:gz") as tar:
