@@ -72,7 +72,7 @@ def problems(values: Mapping[str, str], bad: set[str]) -> list[str]:
                 f"8008-, 8081-); fix: set CLEARML_DOMAIN={domain.split('-', 1)[1]}"
             )
     tls = values.get("CLEARML_TLS", "off")
-    if tls == "provided" and "CLEARML_TLS" not in bad:
+    if tls == "provided" and mode == "subdomains" and "CLEARML_TLS" not in bad:  # (k8s values need no files)
         for key in ("CLEARML_TLS_CERT", "CLEARML_TLS_KEY"):
             if not values.get(key) and key not in bad:
                 found.append(f"{key}='': CLEARML_TLS=provided needs the certificate and key paths; fix: "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -14,7 +13,7 @@ from .errors import StackError
 from .health import ServiceState, api_ping, not_good, parse_ps
 from .install import InstallReport, render_config
 from .runner import Result, run
-from .settings import SECRET_KEYS, Settings
+from .settings import MASKED_KEYS, Settings
 from .urls import api_probe_url, public_urls
 from .users import load_users
 
@@ -147,8 +146,8 @@ class Stack:
         text = self.compose("config", capture=True, echo=False).stdout
         return text if show_secrets else mask_secrets(text, self.settings)
 
-    def passthrough(self, remainder: str) -> int:
-        return self.compose(*shlex.split(remainder), check=False).returncode
+    def passthrough(self, args: Sequence[str]) -> int:
+        return self.compose(*args, check=False).returncode
 
     # --- reports -----------------------------------------------------------------------------
     def status(self) -> dict:
@@ -179,8 +178,8 @@ class Stack:
 
 
 def mask_secrets(text: str, settings: Settings) -> str:
-    """Replace every generated secret value in ``text`` with a mask (pure)."""
-    for key in SECRET_KEYS:
+    """Replace every secret or user-given credential value in ``text`` with a mask (pure)."""
+    for key in MASKED_KEYS:
         value = settings.values.get(key)
         if value:
             text = text.replace(value, ui.mask(value))

@@ -83,6 +83,10 @@ def stand_in_kit(directory, images: dict[str, str]) -> Kit:
         CLEARML_GATEWAY_PORT=str(free_port()),
         CLEARML_PUBLIC_BIND="127.0.0.1",  # tests publish on loopback only, whatever the access mode
         CLEARML_ES_HEAP="256m",
+        # the official limits (nofile 65536, memlock unlimited) may exceed what a sandboxed engine grants
+        CLEARML_ES_NOFILE=str(min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])),
+        CLEARML_ES_MEMLOCK=str(resource.getrlimit(resource.RLIMIT_MEMLOCK)[1])
+        if resource.getrlimit(resource.RLIMIT_MEMLOCK)[1] != resource.RLIM_INFINITY else "unlimited",
         CLEARML_HEALTHCHECK_INTERVAL="1s",
         CLEARML_WAIT_TIMEOUT="120",
         CLEARML_SERVICES_AGENT="false",
@@ -93,8 +97,10 @@ def stand_in_kit(directory, images: dict[str, str]) -> Kit:
 def stack_kit(tmp_path, test_images) -> Kit:
     """A stand-in deployment for one test; everything its compose project created is removed afterwards."""
     k = stand_in_kit(tmp_path, test_images)
-    yield k
-    remove_project(k)
+    try:
+        yield k
+    finally:
+        remove_project(k)
 
 
 def remove_project(k: Kit) -> None:

@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import setup, stack, tls, tunnel, users
+from . import agents, clients, examples, k8s, setup, stack, tls, tunnel, users
 
 ns = Collection(
     setup.install,
@@ -13,7 +13,14 @@ ns = Collection(
     stack.logs,
     stack.config,
     stack.compose,
+    clients.connect_script,
+    clients.client_config,
+    clients.host,
+    examples.smoke,
+    examples.examples,
 )
 ns.add_collection(Collection.from_module(users, name="users"))
+ns.add_collection(Collection.from_module(agents, name="agents"))
+ns.add_collection(Collection.from_module(k8s, name="k8s"))
 ns.add_collection(Collection.from_module(tls, name="tls"))
 ns.add_collection(Collection.from_module(tunnel, name="tunnel"))

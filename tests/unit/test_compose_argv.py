@@ -101,3 +101,12 @@ def test_ps_parsing_accepts_lines_and_arrays():
 def test_compose_override_is_the_only_candidate():
     assert compose.candidates({"CLEARML_COMPOSE": "/opt/bin/docker-compose --ansi never"}) == [
         ("/opt/bin/docker-compose", "--ansi", "never")]
+
+
+def test_config_masks_generated_secrets_and_user_given_credentials():
+    from clearml_stack.stack import mask_secrets
+
+    s = make(CLEARML_AUTH_TOKEN_SECRET="GeneratedTokenSecret0123456789abcdef", AWS_SECRET_ACCESS_KEY="awsSecretGiven99")
+    text = "a: GeneratedTokenSecret0123456789abcdef\nb: awsSecretGiven99\nc: visible\n"
+    masked = mask_secrets(text, s)
+    assert "GeneratedTokenSecret" not in masked and "awsSecretGiven99" not in masked and "visible" in masked

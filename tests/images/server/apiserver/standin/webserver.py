@@ -27,7 +27,7 @@ INDEX = b"""<!doctype html>
 <body><app-root>ClearML web UI (test stand-in)</app-root></body></html>
 """
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length"}
+              "transfer-encoding", "upgrade", "host", "content-length", "expect"}  # 100-continue is answered here
 
 
 def web_configuration(environ: dict[str, str]) -> dict[str, Any]:
