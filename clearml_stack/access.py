@@ -163,8 +163,13 @@ def access_next_steps(settings) -> list[str]:  # noqa: ANN001
     steps = []
     d = settings.domain
     if settings.mode == "subdomains":
-        steps.append(f"app.{d}, api.{d} and files.{d} must reach this host's port "
-                     f"{settings['CLEARML_GATEWAY_PORT']} (DNS, a proxy in front, or /etc/hosts on each client)")
+        port = settings["CLEARML_GATEWAY_PORT"]
+        if settings.tls == "external":
+            steps.append(f"the TLS proxy in front (Lightning's port {port}, or cloudflared: `inv tunnel.cloudflare`) "
+                         f"must send https://app.{d}, api.{d} and files.{d} to this host's port {port}")
+        else:
+            steps.append(f"app.{d}, api.{d} and files.{d} must reach this host's port {port} "
+                         "(DNS, a proxy in front, or /etc/hosts on each client)")
         if settings.tls == "self-signed":
             steps.append("browsers and clients must trust the gateway's CA: `inv tls.show` says how")
     if settings.mode == "lightning-proxy":
