@@ -93,19 +93,23 @@ class Stack:
         self.print_next_steps()
 
     def explain_failure(self) -> None:
-        """Name what is not healthy, show its last log lines, and raise."""
+        """Name what is not healthy (causes first, then what waits on them), show the causes' logs, raise."""
         bad = not_good(self.states())
         if not bad:
             raise StackError("`docker compose up` failed before any service started (see its output above)",
                              "fix what it reports; `inv doctor` checks the usual causes")
-        for s in bad:
+        causes, waiting = split_failures(bad)
+        for s in causes:
             ui.say(ui.paint(f"--- last {LOG_TAIL} log lines of {s.service} ({s.state}, {s.health or 'no health'})",
                             "yellow"))
-            self.compose("logs", "--no-color", "--tail", str(LOG_TAIL), s.service, check=False)
-        names = ", ".join(f"{s.service} ({s.state}{', ' + s.health if s.health else ''})" for s in bad)
-        raise StackError(f"not healthy: {names}",
-                         f"read the log lines above; `inv logs --service {bad[0].service}` shows more, "
-                         "`inv doctor` checks the host")
+            logs = self.compose("logs", "--no-color", "--tail", str(LOG_TAIL), s.service, capture=True, check=False)
+            ui.say((logs.stdout + logs.stderr).rstrip() or "(no log lines)")
+        names = ", ".join(f"{s.service} ({s.state}{', ' + s.health if s.health else ''})" for s in causes)
+        message = f"not healthy: {names}"
+        if waiting:
+            message += f"; not healthy yet (starting or waiting on it): {', '.join(s.service for s in waiting)}"
+        raise StackError(message, f"read the log lines above; `inv logs --service {causes[0].service}` shows more, "
+                                  "`inv doctor` checks the host")
 
     def wait_healthy(self, timeout: int) -> None:
         """Poll compose until every service is healthy, printing changes; raise with logs on timeout."""
@@ -196,3 +200,17 @@ def status_table(report: dict) -> str:
 
 def status_json(report: dict) -> str:
     return json.dumps(report, indent=2)
+
+
+def split_failures(bad: list[ServiceState]) -> tuple[list[ServiceState], list[ServiceState]]:
+    """(the causes, the services merely waiting) among services that are not healthy (pure).
+
+    A service that exited, restarts or is unhealthy is a cause. Failing those, the ones still starting
+    (a timeout). A container still ``created`` never ran: it waits for a dependency, its logs are empty,
+    and naming it first would hide the cause.
+    """
+    failed = [s for s in bad if s.state in ("exited", "dead", "restarting") or s.health == "unhealthy"]
+    created = [s for s in bad if s.state == "created"]
+    starting = [s for s in bad if s not in failed and s not in created]
+    causes = failed or starting or created
+    return causes, [s for s in bad if s not in causes]
