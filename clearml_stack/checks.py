@@ -49,6 +49,9 @@ def published_ports(settings: Settings, layers: Iterable[str]) -> list[tuple[str
     ports = [(f"CLEARML_{n.upper()}_PORT", settings.bind_address, settings.port(n)) for n in ("web", "api", "files")]
     if "nginx" in layers:
         ports.append(("CLEARML_GATEWAY_PORT", "0.0.0.0", settings.port("gateway")))
+    if "ports-exposed" in layers:
+        store_bind = "0.0.0.0" if settings["CLEARML_EXPOSE_STORES"] == "all" else "127.0.0.1"
+        ports += [(f"CLEARML_{n.upper()}_PORT", store_bind, settings.port(n)) for n in ("mongo", "elastic", "redis")]
     return ports
 
 

@@ -19,6 +19,7 @@ from .errors import StackError
 KIT_ROOT = Path(__file__).resolve().parent.parent
 MODES = ("tunnel", "lightning-proxy", "subdomains", "ports")
 EXPOSE_CHOICES = ("no", "loopback", "all")
+STORE_PORT_KEYS = ("CLEARML_MONGO_PORT", "CLEARML_ELASTIC_PORT", "CLEARML_REDIS_PORT")
 
 Check = Callable[[str], "str | None"]  # returns the reason a value is bad, or None
 
@@ -153,6 +154,13 @@ SETTINGS: tuple[Setting, ...] = (
             "pick a free port, e.g. 8000 on a Lightning Studio, 80 elsewhere"),
     Setting("CLEARML_EXPOSE_STORES", "no", "Publish Mongo/Elasticsearch/Redis ports: no | loopback | all",
             _choice(EXPOSE_CHOICES), "use no (safe), loopback (127.0.0.1 only) or all (warned about)"),
+    # store ports (only published when CLEARML_EXPOSE_STORES is loopback or all)
+    Setting("CLEARML_MONGO_PORT", "27017", "Host port of MongoDB when stores are exposed", _port,
+            "pick a free port, e.g. 27017"),
+    Setting("CLEARML_ELASTIC_PORT", "9200", "Host port of Elasticsearch when stores are exposed", _port,
+            "pick a free port, e.g. 9200"),
+    Setting("CLEARML_REDIS_PORT", "6379", "Host port of Redis when stores are exposed", _port,
+            "pick a free port, e.g. 6379"),
     # tuning
     Setting("CLEARML_ES_HEAP", "auto", "Elasticsearch heap, e.g. 2g or 512m; auto: a quarter of RAM, 1g to 4g",
             _regex(r"auto|[1-9][0-9]*[mg]", "must be auto or a size like 2g or 512m"), "use e.g. 2g"),
@@ -226,6 +234,8 @@ def problems(values: Mapping[str, str]) -> list[str]:
     ports = {k: values.get(k, "") for k in ("CLEARML_WEB_PORT", "CLEARML_API_PORT", "CLEARML_FILES_PORT")}
     if values.get("CLEARML_ACCESS_MODE") == "subdomains":
         ports["CLEARML_GATEWAY_PORT"] = values.get("CLEARML_GATEWAY_PORT", "")
+    if values.get("CLEARML_EXPOSE_STORES", "no") != "no":
+        ports.update({k: values.get(k, BY_KEY[k].default) for k in STORE_PORT_KEYS})
     seen: dict[str, str] = {}
     for key, port in ports.items():
         if port in seen:
@@ -312,7 +322,7 @@ class Settings:
         return self.values["CLEARML_DOMAIN"]
 
     def port(self, name: str) -> int:
-        """Host port of ``web``, ``api``, ``files`` or ``gateway``."""
+        """Host port of ``web``, ``api``, ``files``, ``gateway``, ``mongo``, ``elastic`` or ``redis``."""
         return int(self.values[f"CLEARML_{name.upper()}_PORT"])
 
     @property

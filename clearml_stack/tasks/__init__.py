@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import setup, stack, users
+from . import keys, security, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -13,5 +13,7 @@ ns = Collection(
     stack.logs,
     stack.config,
     stack.compose,
+    keys.keys,
+    security.doctor,  # the security audit; the full doctor (host checks) extends it
 )
 ns.add_collection(Collection.from_module(users, name="users"))

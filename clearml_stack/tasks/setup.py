@@ -29,7 +29,9 @@ def install(c, mode="", domain="", user="", password_stdin=False):
     settings, report = do_install(updates)
     for line in report.lines:
         ui.ok(line)
-    if user:
+    if user and _user_exists(settings, user):
+        ui.ok(f"user {user!r} exists already; kept as it is (`inv users.passwd {user}` changes the password)")
+    elif user:
         add_user_flow(settings, user, name="", password_stdin=password_stdin)
     elif interactive() and not _has_users(settings):
         answer = input("No web login user yet. Create one now? [Y/n] ").strip().lower()
@@ -40,6 +42,12 @@ def install(c, mode="", domain="", user="", password_stdin=False):
         ui.ok(f"nothing to do: {settings.env_file}, the data layout and the config are up to date")
     if not _has_users(settings):
         ui.note("no web login user yet: `inv users.add NAME` before `inv up` (the server would be open otherwise)")
+
+
+def _user_exists(settings, username: str) -> bool:
+    from ..users import find, load_users
+
+    return find(load_users(settings.users_file), username) is not None
 
 
 def _has_users(settings) -> bool:
