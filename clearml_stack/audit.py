@@ -21,6 +21,8 @@ What fails:
 
 from __future__ import annotations
 
+import copy
+import functools
 import ipaddress
 import json
 import stat
@@ -132,12 +134,24 @@ def _mode(path: Path) -> int | None:
 # --- effective configuration, the way the server builds it ---------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str):
+    from pyhocon import ConfigFactory
+
+    return ConfigFactory.parse_string(text)
+
+
+def parse(text: str):
+    """A HOCON text as pyhocon (the server's parser) reads it; parsed once, copied on every use."""
+    return copy.deepcopy(_parsed(text))
+
+
 def config_tree(files: Mapping[str, str]):
     """Every ``*.conf`` text under the config dir merged with its relative path as key prefix.
 
     Raises ``ValueError`` naming the file when one cannot be parsed (the server would not start).
     """
-    from pyhocon import ConfigFactory, ConfigTree
+    from pyhocon import ConfigTree
 
     tree = ConfigTree()
     for rel, text in sorted(files.items()):
@@ -145,7 +159,7 @@ def config_tree(files: Mapping[str, str]):
         if text.startswith("\0unreadable"):
             raise ValueError(f"{rel}: {text[1:]}")
         try:
-            parsed = ConfigFactory.parse_string(text)
+            parsed = parse(text)
         except Exception as exc:  # pyparsing errors have no common public base
             raise ValueError(f"{rel} cannot be parsed ({type(exc).__name__}: {exc})") from exc
         overlay = ConfigTree()
@@ -156,7 +170,7 @@ def config_tree(files: Mapping[str, str]):
 
 def env_overrides(environment: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
     """(tree of the ``TRAINS__``/``CLEARML__`` overrides, config key -> variable name), as the server reads them."""
-    from pyhocon import ConfigFactory, ConfigTree
+    from pyhocon import ConfigTree
 
     tree = ConfigTree()
     names: dict[str, str] = {}
@@ -167,7 +181,7 @@ def env_overrides(environment: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
                 continue
             key = name[len(prefix):].replace("__", ".").lower()
             try:
-                parsed = ConfigFactory.parse_string(f"{key}: {value}")
+                parsed = parse(f"{key}: {value}")
             except Exception as exc:
                 raise ValueError(f"environment variable {name} cannot be parsed ({exc})") from exc
             tree = ConfigTree.merge_configs(tree, parsed)
@@ -235,15 +249,13 @@ def check_settings_values(values: Mapping[str, str], overridden: frozenset[str],
 
 def check_config_values(files: Mapping[str, str], config_dir: Path, overridden: frozenset[str]) -> list[Check]:
     """Any value in any ``*.conf`` the server reads that equals a public default."""
-    from pyhocon import ConfigFactory
-
     found = []
     for rel, text in sorted(files.items()):
         if text.startswith("\0unreadable"):
             continue
         prefix = ".".join(Path(rel).with_suffix("").parts)
         try:
-            flat = flatten(ConfigFactory.parse_string(text), prefix)
+            flat = flatten(parse(text), prefix)
         except Exception:
             continue  # reported by check_effective
         for key, value in flat.items():
