@@ -7,12 +7,14 @@ and ``STACK_*`` values derived here from the settings and passed in the environm
 from __future__ import annotations
 
 import functools
+import os
 import re
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from . import layers as layer_mod
 from .errors import StackError
@@ -33,8 +35,11 @@ def parse_version(text: str) -> tuple[int, ...] | None:
     return tuple(int(g) for g in match.groups() if g is not None) if match else None
 
 
-def candidates() -> list[tuple[str, ...]]:
-    """``docker compose``, then every ``docker-compose`` on PATH, then one beside this Python."""
+def candidates(environ: Mapping[str, str] | None = None) -> list[tuple[str, ...]]:
+    """``$CLEARML_COMPOSE`` alone when set; else ``docker compose``, ``docker-compose`` on PATH, one beside Python."""
+    environ = os.environ if environ is None else environ
+    if environ.get("CLEARML_COMPOSE"):
+        return [tuple(shlex.split(environ["CLEARML_COMPOSE"]))]
     found: list[tuple[str, ...]] = []
     if shutil.which("docker"):
         found.append(("docker", "compose"))

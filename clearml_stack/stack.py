@@ -75,10 +75,6 @@ class Stack:
             )
         if not self.users:
             ui.warn("starting WITHOUT login (--allow-open): anyone who reaches the web UI can sign up")
-        report = InstallReport()
-        render_config(self.settings, report)
-        for line in report.lines:
-            ui.note(line)
         if self.settings.mode == "ports":
             ui.warn("access mode 'ports': the web UI, API and file server listen on ALL interfaces",
                     "use tunnel or subdomains mode unless this host sits behind a firewall you control")
@@ -86,6 +82,10 @@ class Stack:
             ui.warn("CLEARML_EXPOSE_STORES=all: Mongo, Elasticsearch and Redis listen on ALL interfaces "
                     "without passwords", "set CLEARML_EXPOSE_STORES=loopback or no")
         self.preflight()
+        report = InstallReport()
+        render_config(self.settings, report)
+        for line in report.lines:
+            ui.note(line)
         wait = timeout or int(self.settings["CLEARML_WAIT_TIMEOUT"])
         ui.note(f"starting {len(self.layers)} layer(s): {', '.join(self.layers)}; waiting up to {wait}s for health")
         res = self.compose("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(wait), check=False)
