@@ -21,9 +21,6 @@ USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MAX_PASSWORD_BYTES = 72  # bcrypt >= 5 raises above this; the server would answer 500
 MAX_NAME_CHARS = 100
 BCRYPT_ROUNDS = 12
-#: refused in passwords: shells expand `$` and backticks, quotes and backslashes are eaten on the way
-#: from a script or a config tool, `#` starts a comment in .env, shell and HOCON text
-PASSWORD_REFUSED = "'\"\\$#`"
 _STORED_HASH_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
@@ -60,10 +57,11 @@ def check_display_name(name: str) -> None:
 
 
 def check_password(password: str) -> None:
-    """1 to 72 bytes of printable ASCII without quotes, backslashes, `$`, `#` or backticks.
+    """1 to 72 bytes of printable ASCII; quotes, `$`, `#` and backslashes are fine (only the hash is stored).
 
-    The value is never shown in a message. Non-ASCII is refused because the server decodes HTTP
-    Basic credentials as latin-1 but hashes UTF-8: such a password would never log in.
+    The value is never shown in a message. Non-ASCII is refused because the server decodes HTTP Basic
+    credentials as latin-1 and then hashes the UTF-8 of that: a client sending UTF-8 (curl, most
+    scripts) never logs in, and characters beyond latin-1 cannot be sent by the SDK or the web UI at all.
     """
     if password == "":
         raise StackError("the password is empty", f"give a password of 1 to {MAX_PASSWORD_BYTES} characters")
@@ -74,17 +72,10 @@ def check_password(password: str) -> None:
             what = "a control character" if ch.isascii() or unicodedata.category(ch)[0] == "C" else \
                 "a non-ASCII character"
             raise StackError(
-                f"the password contains {what} (character {pos})",
-                "use printable ASCII: letters, digits, spaces and punctuation other than ' \" \\ $ # `",
+                f"the password contains {what} (character {pos}); the server reads login passwords as latin-1, "
+                "so only ASCII ones work from every client",
+                "use printable ASCII: letters, digits, spaces and punctuation (quotes, $, # and \\ are fine)",
             )
-        if ch in PASSWORD_REFUSED:
-            raise StackError(
-                f"the password contains {ch!r} (character {pos}), which shells and config tools change on the way",
-                "use letters, digits, spaces and punctuation other than ' \" \\ $ # `",
-            )
-    if password != password.strip(" "):
-        raise StackError("the password starts or ends with a space (easily lost when typed or piped)",
-                         "remove the leading or trailing spaces")
     size = len(password.encode("utf-8"))
     if size > MAX_PASSWORD_BYTES:
         raise StackError(

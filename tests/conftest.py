@@ -49,10 +49,25 @@ def kit(tmp_path) -> Kit:
     return new_kit(tmp_path)
 
 
-def stand_in_kit(directory, images: dict[str, str]) -> Kit:
-    """A deployment in ``directory`` wired to the stand-in images, free loopback ports and fast healthchecks."""
-    return new_kit(
-        directory,
+def engine_es_limits() -> dict[str, str]:
+    """Elasticsearch's official ulimits (nofile 65536, memlock unlimited) capped at what this host grants:
+    an engine started with lower hard limits refuses to create the container otherwise (test engines only)."""
+    import resource
+
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    return {
+        "STACK_ES_NOFILE": str(65536 if nofile == resource.RLIM_INFINITY else min(65536, nofile)),
+        "STACK_ES_MEMLOCK": "-1" if memlock == resource.RLIM_INFINITY else str(memlock),
+    }
+
+
+def stand_in_kit(directory, images: dict[str, str], **extra: str) -> Kit:
+    """A deployment in ``directory`` wired to the stand-in images, free loopback ports and fast healthchecks.
+
+    ``extra`` adds or replaces settings (given as environment variables)."""
+    env = dict(
+        **engine_es_limits(),
         CLEARML_SERVER_IMAGE=images["CLEARML_SERVER_IMAGE"],
         MONGO_IMAGE=images["MONGO_IMAGE"],
         ELASTIC_IMAGE=images["ELASTIC_IMAGE"],
@@ -67,6 +82,7 @@ def stand_in_kit(directory, images: dict[str, str]) -> Kit:
         CLEARML_WAIT_TIMEOUT="120",
         CLEARML_SERVICES_AGENT="false",
     )
+    return new_kit(directory, **{**env, **extra})
 
 
 @pytest.fixture

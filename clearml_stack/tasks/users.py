@@ -34,30 +34,37 @@ def apiserver_running(settings) -> bool:
         return False
 
 
-def apply_users_change(settings) -> None:
-    """Render the login config and apply it to a running server (restart of the API server only)."""
+def apply_users_change(settings, layers_change: bool = False) -> None:
+    """Render the login config and apply it to a running server.
+
+    The first user brings in the auth layer: `compose up` recreates the API server and file server
+    with it. Any other change is only the API server's config: a restart of that one service.
+    """
     from ..install import InstallReport, render_config
     from ..stack import Stack
 
     render_config(settings, InstallReport())
-    if apiserver_running(settings):
-        stack = Stack(settings)
-        ui.note("the server is running: applying the change (layers first, then a restart of the API server)")
-        # a no-op unless the set of layers changed (first user added)
-        stack.compose("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", settings["CLEARML_WAIT_TIMEOUT"])
-        stack.restart("apiserver")
-        ui.ok("the API server runs with the new login configuration")
-    else:
+    if not apiserver_running(settings):
         ui.note("the change applies at the next `inv up`")
+        return
+    stack = Stack(settings)
+    if layers_change:
+        ui.note("the server is running: applying the auth layer (recreates the API server and file server)")
+        stack.compose("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", settings["CLEARML_WAIT_TIMEOUT"])
+    else:
+        ui.note("the server is running: applying the change (restart of the API server)")
+        stack.restart("apiserver")
+    ui.ok("the API server runs with the new login configuration")
 
 
 def add_user_flow(settings, username: str, name: str, password_stdin: bool) -> None:
     from ..users import add_user, check_new_user, load_users
 
-    check_new_user(load_users(settings.users_file), username, name or username)  # before asking for a password
+    users = load_users(settings.users_file)
+    check_new_user(users, username, name or username)  # before asking for a password
     updated = add_user(settings, username, name, read_password(password_stdin))
     ui.ok(f"added user {username!r} ({len(updated)} user(s) in {settings.users_file})")
-    apply_users_change(settings)
+    apply_users_change(settings, layers_change=not users)
 
 
 @task(help={"name": "full name shown in the web UI (default: the user name)",

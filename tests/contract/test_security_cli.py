@@ -185,11 +185,10 @@ def test_rotate_refuses_keys_from_the_environment_and_changes_nothing(installed)
 
 
 @pytest.mark.parametrize("args, password, message", [
-    (["bob"], "pa$$word", "'$'"),
     (["bob"], "pässword", "non-ASCII"),
+    (["bob"], "pass\tword", "control character"),
     (["bob"], "a" * 73, "at most 72"),
     (["bob"], "", "empty"),
-    (["bob"], 'say "hi"', "'\"'"),
     (["alice"], "fine pass", "already exists"),
     (["ALICE"], "fine pass", "already exists"),
     (["bo b"], "fine pass", "not accepted"),

@@ -32,20 +32,15 @@ SECRET_WORD = "Hunter2pass"
     "password, reason",
     [
         ("", "empty"),
-        (f"{SECRET_WORD}'", "'"),
-        (f'{SECRET_WORD}"', '"'),
-        (f"{SECRET_WORD}\\", "\\"),
-        (f"{SECRET_WORD}$HOME", "$"),
-        (f"{SECRET_WORD}#1", "#"),
-        (f"{SECRET_WORD}`id`", "`"),
         (f"{SECRET_WORD}é", "non-ASCII"),
+        (f"{SECRET_WORD}ü", "latin-1"),
+        (f"{SECRET_WORD}€", "non-ASCII"),
         (f"{SECRET_WORD}😀", "non-ASCII"),
         (f"{SECRET_WORD}\n2", "line break"),
         (f"{SECRET_WORD}\r", "line break"),
         (f"{SECRET_WORD}\t", "control"),
         (f"{SECRET_WORD}\x00", "control"),
-        (f" {SECRET_WORD}", "space"),
-        (f"{SECRET_WORD} ", "space"),
+        (f"{SECRET_WORD}\x7f", "control"),
         ("a" * (MAX_PASSWORD_BYTES + 1), "at most 72"),
     ],
 )
@@ -59,7 +54,8 @@ def test_refused_passwords_name_the_problem_not_the_password(password, reason):
 
 
 @pytest.mark.parametrize("password", ["a", "a" * MAX_PASSWORD_BYTES, "correct horse battery staple",
-                                      "p@ss:w0rd!%^&*()[]{}<>?/|~=+-_.,;"])
+                                      "p@ss:w0rd!%^&*()[]{}<>?/|~=+-_.,;", "pa$$ \"word\" #1", "it's `x` \\ ${HOME}",
+                                      " padded "])
 def test_accepted_passwords_hash_and_verify_the_server_way(password):
     check_password(password)
     stored = hash_password(password, rounds=4)

@@ -80,11 +80,9 @@ def server_login(config_file: Path, username: str, password: str) -> tuple[dict,
 @example(username="alice", name="Alice O'Brien \"the Boss\" \\ $HOME #1 ${x} José 😀", password="p@ss:w0rd!%&*")
 @example(username="al'ice", name="", password="pw")
 @example(username="alice", name="two\nlines", password="pw")
-@example(username="alice", name="", password="pa$$")
-@example(username="alice", name="", password="pa#ss")
-@example(username="alice", name="", password='pa"ss')
-@example(username="alice", name="", password="pa\\ss")
+@example(username="alice", name="", password="pa$$ \"word\" #1 \\ `x` ${y}")
 @example(username="alice", name="", password="pässword")
+@example(username="alice", name="", password="pass\nword")
 @example(username="alice", name="", password="a" * 73)
 @example(username="alice", name="", password="")
 @example(username="EXISTING", name="", password="pw")
@@ -100,6 +98,7 @@ def test_accepted_users_round_trip_and_refused_ones_change_nothing(template, use
             assert snapshot(root) == before, "a refused user changed a file"
             return
         event("accepted")
+        assert password.isascii(), "an accepted password must read the same in latin-1 (server) and UTF-8 (clients)"
         entry, ok = server_login(settings.config_dir / "apiserver.conf", username, password)
         assert entry["username"] == username
         assert entry["name"] == (name or username)
@@ -110,10 +109,10 @@ def test_accepted_users_round_trip_and_refused_ones_change_nothing(template, use
         shutil.rmtree(root)
 
 
-SAFE_PASSWORD_CHARS = "".join(c for c in PRINTABLE if c not in "'\"\\$#`")
+SAFE_PASSWORD_CHARS = PRINTABLE
 printable_names = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Cf", "Co", "Cn", "Zl", "Zp")),
                           max_size=100)
-good_passwords = st.text(alphabet=SAFE_PASSWORD_CHARS, min_size=1, max_size=72).map(str.strip).filter(bool)
+good_passwords = st.text(alphabet=SAFE_PASSWORD_CHARS, min_size=1, max_size=72)
 
 
 @hsettings(max_examples=80, deadline=None)
@@ -134,7 +133,7 @@ def test_every_printable_display_name_and_safe_password_is_accepted(template, us
 @hsettings(max_examples=60, deadline=None)
 @given(password=passwords)
 @example(password="new$pass")
-@example(password="new pass")
+@example(password="new päss")
 def test_password_change_round_trips_or_changes_nothing(template, password):
     root, settings = copy_of(template)
     try:
@@ -169,7 +168,7 @@ def test_refused_and_accepted_both_happen(template):
     try:
         add_user(settings, "bob", "Bob \"B\" O'Neil", "ok pass!", rounds=ROUNDS)
         with pytest.raises(StackError):
-            add_user(settings, "carol", "", "bad$pass", rounds=ROUNDS)
+            add_user(settings, "carol", "", "bäd pass", rounds=ROUNDS)
         assert [u.username for u in load_users(settings.users_file)] == ["existing", "bob"]
     finally:
         shutil.rmtree(root)
