@@ -334,6 +334,27 @@ def check_effective(files: Mapping[str, str], merged: Mapping | None, config_dir
     return found
 
 
+def check_agent_pair(files: Mapping[str, str], merged: Mapping | None) -> list[Check]:
+    """Agents on this host must log in with the pair the API server knows as ``services_agent``."""
+    if not merged:
+        return []
+    try:
+        api, _ = effective(files, merged, "apiserver")
+    except ValueError:
+        return []
+    known = (api.get("secure.credentials.services_agent.user_key"), api.get("secure.credentials.services_agent.user_secret"))
+    found = []
+    for service in sorted((merged.get("services") or {})):
+        env = service_env(merged, service)
+        if "CLEARML_API_ACCESS_KEY" not in env:
+            continue
+        if (env.get("CLEARML_API_ACCESS_KEY"), env.get("CLEARML_API_SECRET_KEY")) != known:
+            found.append(Check("agent credentials", "warn",
+                               f"service {service} logs in with a pair the API server does not know as services_agent",
+                               "use CLEARML_AGENT_ACCESS_KEY/CLEARML_AGENT_SECRET_KEY for both (the kit's layers do)"))
+    return found
+
+
 def check_config_mounted(merged: Mapping | None, config_dir: Path) -> list[Check]:
     """The API server and file server must mount the rendered config where they read it."""
     if not merged:
@@ -526,6 +547,8 @@ def evaluate(r: Readings) -> list[Check]:
         found += check_config_current(r.expected_config, r.config_files, r.config_dir)
     found += check_service_env(r.merged)
     found += check_config_mounted(r.merged, r.config_dir)
+    if r.config_files:
+        found += check_agent_pair(r.config_files, r.merged)
     found += check_login(r.users_count, r.users_error, r.config_files, r.merged, r.users_file)
     found += check_store_ports(r.merged)
     found += check_live_ports(r.live)

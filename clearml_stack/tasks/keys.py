@@ -58,7 +58,7 @@ def rotate_flow(settings, agent: bool):
     ui.ok(f"wrote {len(new_values)} new values to {settings.env_file}: {', '.join(rotated)}")
     settings = settings_mod.load()
     render_config(settings, InstallReport())
-    if "apiserver" not in running:
+    if not running & set(keys_mod.STOP_ORDER):
         ui.note("the server is not running: the new values apply at the next `inv up`")
     else:
         stack = Stack(settings)

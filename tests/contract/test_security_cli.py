@@ -166,6 +166,12 @@ def test_rotate_replaces_system_credentials_and_secrets_but_not_the_agent_pair(i
     installed.inv("keys", "--rotate", "--agent")
     again = secrets_of(installed)
     assert all(again[k] != after[k] for k in SECRET_KEYS)
+    # what the server and the agents on this host are given: the new pair, in config and compose alike
+    secure = (installed.data_dir / "config" / "secure.conf").read_text()
+    assert again["CLEARML_AGENT_ACCESS_KEY"] in secure and after["CLEARML_AGENT_ACCESS_KEY"] not in secure
+    api_env = merged(installed)["services"]["apiserver"]["environment"]
+    assert api_env["CLEARML__secure__credentials__services_agent__user_key"] == again["CLEARML_AGENT_ACCESS_KEY"]
+    assert api_env["CLEARML__secure__credentials__services_agent__user_secret"] == again["CLEARML_AGENT_SECRET_KEY"]
 
 
 def test_agent_flag_needs_rotate(installed):

@@ -239,3 +239,15 @@ def test_fix_modes_changes_only_what_failed(settings):
     changed = audit.fix_modes(audit.evaluate(r), r)
     assert changed == [settings.env_file]
     assert settings.env_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_agents_must_use_the_services_agent_pair(settings):
+    merged = merged_for(settings)
+    merged["services"]["agent-services"] = {"environment": {
+        "CLEARML_API_ACCESS_KEY": settings.secret("CLEARML_AGENT_ACCESS_KEY"),
+        "CLEARML_API_SECRET_KEY": settings.secret("CLEARML_AGENT_SECRET_KEY")}}
+    found = audit.evaluate(readings(settings, merged))
+    assert not [c for c in found if c.name == "agent credentials"]
+    merged["services"]["agent-services"]["environment"]["CLEARML_API_SECRET_KEY"] = "someOtherSecret123"
+    found = audit.evaluate(readings(settings, merged))
+    assert [c.status for c in found if c.name == "agent credentials"] == ["warn"]
