@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 
@@ -49,25 +50,11 @@ def kit(tmp_path) -> Kit:
     return new_kit(tmp_path)
 
 
-def engine_es_limits() -> dict[str, str]:
-    """Elasticsearch's official ulimits (nofile 65536, memlock unlimited) capped at what this host grants:
-    an engine started with lower hard limits refuses to create the container otherwise (test engines only)."""
-    import resource
-
-    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    return {
-        "STACK_ES_NOFILE": str(65536 if nofile == resource.RLIM_INFINITY else min(65536, nofile)),
-        "STACK_ES_MEMLOCK": "-1" if memlock == resource.RLIM_INFINITY else str(memlock),
-    }
-
-
 def stand_in_kit(directory, images: dict[str, str], **extra: str) -> Kit:
     """A deployment in ``directory`` wired to the stand-in images, free loopback ports and fast healthchecks.
 
     ``extra`` adds or replaces settings (given as environment variables)."""
     env = dict(
-        **engine_es_limits(),
         CLEARML_SERVER_IMAGE=images["CLEARML_SERVER_IMAGE"],
         MONGO_IMAGE=images["MONGO_IMAGE"],
         ELASTIC_IMAGE=images["ELASTIC_IMAGE"],
@@ -78,6 +65,10 @@ def stand_in_kit(directory, images: dict[str, str], **extra: str) -> Kit:
         CLEARML_FILES_PORT=str(free_port()),
         CLEARML_GATEWAY_PORT=str(free_port()),
         CLEARML_ES_HEAP="256m",
+        # the official limits (nofile 65536, memlock unlimited) may exceed what a sandboxed engine grants
+        CLEARML_ES_NOFILE=str(min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])),
+        CLEARML_ES_MEMLOCK=str(resource.getrlimit(resource.RLIMIT_MEMLOCK)[1])
+        if resource.getrlimit(resource.RLIMIT_MEMLOCK)[1] != resource.RLIM_INFINITY else "unlimited",
         CLEARML_HEALTHCHECK_INTERVAL="1s",
         CLEARML_WAIT_TIMEOUT="120",
         CLEARML_SERVICES_AGENT="false",
@@ -89,8 +80,10 @@ def stand_in_kit(directory, images: dict[str, str], **extra: str) -> Kit:
 def stack_kit(tmp_path, test_images) -> Kit:
     """A stand-in deployment for one test; everything its compose project created is removed afterwards."""
     k = stand_in_kit(tmp_path, test_images)
-    yield k
-    remove_project(k)
+    try:
+        yield k
+    finally:
+        remove_project(k)
 
 
 def remove_project(k: Kit) -> None:

@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import keys, security, setup, stack, users
+from . import agents, clients, examples, k8s, keys, security, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -13,7 +13,14 @@ ns = Collection(
     stack.logs,
     stack.config,
     stack.compose,
+    clients.connect_script,
+    clients.client_config,
+    clients.host,
+    examples.smoke,
+    examples.examples,
     keys.keys,
     security.doctor,  # the security audit; the full doctor (host checks) extends it
 )
 ns.add_collection(Collection.from_module(users, name="users"))
+ns.add_collection(Collection.from_module(agents, name="agents"))
+ns.add_collection(Collection.from_module(k8s, name="k8s"))

@@ -26,10 +26,12 @@ SERVICES = {"apiserver", "fileserver", "webserver", "async_delete", "mongo", "el
 @pytest.fixture(scope="module")
 def running(tmp_path_factory, test_images) -> Kit:
     k = stand_in_kit(tmp_path_factory.mktemp("lifecycle"), test_images)
-    k.inv("install", "--user", "alice", "--password-stdin", input=PASSWORD + "\n")
-    k.up = k.inv("up")
-    yield k
-    remove_project(k)
+    try:
+        k.inv("install", "--user", "alice", "--password-stdin", input=PASSWORD + "\n")
+        k.up = k.inv("up")
+        yield k
+    finally:
+        remove_project(k)
 
 
 def urls(k: Kit) -> tuple[str, str, str]:
@@ -92,7 +94,7 @@ def test_second_install_changes_nothing_and_containers_see_generated_secrets(run
     assert "nothing to do" in proc.stderr and snapshot() == before
 
     _, api, _ = urls(running)
-    effective = request(f"{api}/standin.effective_config").json()
+    effective = request(f"{api}/standin.effective_config").json()["data"]
     values = parse_env(running.env_file.read_text())
     secure = effective["secure"]
     assert secure["auth"]["token_secret"] == values["CLEARML_AUTH_TOKEN_SECRET"]

@@ -73,5 +73,6 @@ def test_service_that_never_gets_healthy_is_named_with_its_logs(stack_kit, test_
     k.env["CLEARML_WAIT_TIMEOUT"] = "40"
     proc = k.inv("up", check=False)
     assert proc.returncode != 0
-    assert "not healthy: mongo" in proc.stderr
+    assert "not healthy: mongo (" in proc.stderr and "waiting on it): apiserver" in proc.stderr
+    assert "usage: <image>" in proc.stderr  # the log tail of the failed service, on stderr
     assert "last 30 log lines of mongo" in proc.stderr

@@ -101,3 +101,26 @@ def test_ps_parsing_accepts_lines_and_arrays():
 def test_compose_override_is_the_only_candidate():
     assert compose.candidates({"CLEARML_COMPOSE": "/opt/bin/docker-compose --ansi never"}) == [
         ("/opt/bin/docker-compose", "--ansi", "never")]
+
+
+def test_config_masks_generated_secrets_and_user_given_credentials():
+    from clearml_stack.stack import mask_secrets
+
+    s = make(CLEARML_AUTH_TOKEN_SECRET="GeneratedTokenSecret0123456789abcdef", AWS_SECRET_ACCESS_KEY="awsSecretGiven99")
+    text = "a: GeneratedTokenSecret0123456789abcdef\nb: awsSecretGiven99\nc: visible\n"
+    masked = mask_secrets(text, s)
+    assert "GeneratedTokenSecret" not in masked and "awsSecretGiven99" not in masked and "visible" in masked
+
+
+def test_failures_name_the_cause_before_what_waits_on_it():
+    from clearml_stack.health import ServiceState
+    from clearml_stack.stack import split_failures
+
+    api = ServiceState("apiserver", "p-apiserver-1", "created", "", "")
+    mongo = ServiceState("mongo", "p-mongo-1", "restarting", "", "", 2)
+    es = ServiceState("elasticsearch", "p-es-1", "running", "unhealthy", "")
+    files = ServiceState("fileserver", "p-fileserver-1", "running", "starting", "")
+    causes, waiting = split_failures([api, es, files, mongo])
+    assert causes == [es, mongo] and waiting == [api, files]
+    assert split_failures([api, files]) == ([files], [api])  # a timeout: what was still starting
+    assert split_failures([api]) == ([api], [])
