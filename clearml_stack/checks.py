@@ -51,6 +51,9 @@ def published_ports(settings: Settings, layers: Iterable[str]) -> list[tuple[str
         ports.append(("CLEARML_GATEWAY_PORT", settings.public_bind, settings.port("gateway")))
     if "nginx-http" in layers:
         ports.append(("CLEARML_GATEWAY_HTTP_PORT", settings.public_bind, int(settings["CLEARML_GATEWAY_HTTP_PORT"])))
+    if "ports-exposed" in layers:
+        store_bind = "0.0.0.0" if settings["CLEARML_EXPOSE_STORES"] == "all" else "127.0.0.1"
+        ports += [(f"CLEARML_{n.upper()}_PORT", store_bind, settings.port(n)) for n in ("mongo", "elastic", "redis")]
     return ports
 
 

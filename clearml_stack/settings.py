@@ -20,6 +20,7 @@ KIT_ROOT = Path(__file__).resolve().parent.parent
 MODES = ("tunnel", "lightning-proxy", "subdomains", "ports")
 EXPOSE_CHOICES = ("no", "loopback", "all")
 TLS_CHOICES = ("off", "self-signed", "provided", "external")
+STORE_PORT_KEYS = ("CLEARML_MONGO_PORT", "CLEARML_ELASTIC_PORT", "CLEARML_REDIS_PORT")
 
 Check = Callable[[str], "str | None"]  # returns the reason a value is bad, or None
 
@@ -185,6 +186,13 @@ SETTINGS: tuple[Setting, ...] = (
             "pick a free port, e.g. 8000 on a Lightning Studio, 80 elsewhere"),
     Setting("CLEARML_EXPOSE_STORES", "no", "Publish Mongo/Elasticsearch/Redis ports: no | loopback | all",
             _choice(EXPOSE_CHOICES), "use no (safe), loopback (127.0.0.1 only) or all (warned about)"),
+    # store ports (only published when CLEARML_EXPOSE_STORES is loopback or all)
+    Setting("CLEARML_MONGO_PORT", "27017", "Host port of MongoDB when stores are exposed", _port,
+            "pick a free port, e.g. 27017"),
+    Setting("CLEARML_ELASTIC_PORT", "9200", "Host port of Elasticsearch when stores are exposed", _port,
+            "pick a free port, e.g. 9200"),
+    Setting("CLEARML_REDIS_PORT", "6379", "Host port of Redis when stores are exposed", _port,
+            "pick a free port, e.g. 6379"),
     # client machines (connect.sh, clearml.conf)
     Setting("CLEARML_SSH_TARGET", "", "USER@HOST[:PORT] client machines ssh to for their tunnels; empty: "
             "s_<LIGHTNING_CLOUD_SPACE_ID>@ssh.lightning.ai on a Lightning Studio", _ssh_target,
@@ -326,6 +334,8 @@ def problems(values: Mapping[str, str]) -> list[str]:
         ports["CLEARML_GATEWAY_PORT"] = values.get("CLEARML_GATEWAY_PORT", "")
         if values.get("CLEARML_GATEWAY_HTTP_PORT") and values.get("CLEARML_TLS") in ("self-signed", "provided"):
             ports["CLEARML_GATEWAY_HTTP_PORT"] = values["CLEARML_GATEWAY_HTTP_PORT"]
+    if values.get("CLEARML_EXPOSE_STORES", "no") != "no":
+        ports.update({k: values.get(k, BY_KEY[k].default) for k in STORE_PORT_KEYS})
     seen: dict[str, str] = {}
     for key, port in ports.items():
         if port in seen:
@@ -412,7 +422,7 @@ class Settings:
         return self.values["CLEARML_DOMAIN"]
 
     def port(self, name: str) -> int:
-        """Host port of ``web``, ``api``, ``files`` or ``gateway``."""
+        """Host port of ``web``, ``api``, ``files``, ``gateway``, ``mongo``, ``elastic`` or ``redis``."""
         return int(self.values[f"CLEARML_{name.upper()}_PORT"])
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import resource
 import shutil
@@ -51,27 +50,25 @@ def kit(tmp_path) -> Kit:
     return new_kit(tmp_path)
 
 
-@functools.lru_cache(maxsize=1)
-def es_ulimit_overrides(probe_image: str) -> dict[str, str]:
-    """Limits for Elasticsearch the engine can grant, when it cannot grant the official ones.
+def es_limits() -> dict[str, str]:
+    """Elasticsearch limits this host can grant: the official nofile 65536 / memlock unlimited, or less.
 
-    Some engines (e.g. a daemon started with a hard open-files limit of 20000) refuse the official
-    nofile=65536 / memlock=unlimited; the stand-in does not need them, so use this process's hard
-    limits there. Real engines get no override.
+    A sandboxed engine (e.g. a daemon whose hard open-files limit is 20000) refuses to start a container
+    asking for more than it has; the stand-in does not need the official values.
     """
-    official = ["--ulimit", "nofile=65536:65536", "--ulimit", "memlock=-1:-1"]
-    if subprocess.run(["docker", "run", "--rm", *official, probe_image, "true"], capture_output=True).returncode == 0:
-        return {}
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    return {"STACK_ES_NOFILE": str(nofile), "STACK_ES_MEMLOCK": str(-1 if memlock == resource.RLIM_INFINITY else memlock)}
+    return {
+        "CLEARML_ES_NOFILE": str(65536 if nofile == resource.RLIM_INFINITY else min(65536, nofile)),
+        "CLEARML_ES_MEMLOCK": "unlimited" if memlock == resource.RLIM_INFINITY else str(memlock),
+    }
 
 
-def stand_in_kit(directory, images: dict[str, str]) -> Kit:
-    """A deployment in ``directory`` wired to the stand-in images, free loopback ports and fast healthchecks."""
-    return new_kit(
-        directory,
-        **es_ulimit_overrides(images["TEST_BASE_IMAGE"]),
+def stand_in_kit(directory, images: dict[str, str], **extra: str) -> Kit:
+    """A deployment in ``directory`` wired to the stand-in images, free loopback ports and fast healthchecks.
+
+    ``extra`` adds or replaces settings (given as environment variables)."""
+    env = dict(
         CLEARML_SERVER_IMAGE=images["CLEARML_SERVER_IMAGE"],
         MONGO_IMAGE=images["MONGO_IMAGE"],
         ELASTIC_IMAGE=images["ELASTIC_IMAGE"],
@@ -83,14 +80,12 @@ def stand_in_kit(directory, images: dict[str, str]) -> Kit:
         CLEARML_GATEWAY_PORT=str(free_port()),
         CLEARML_PUBLIC_BIND="127.0.0.1",  # tests publish on loopback only, whatever the access mode
         CLEARML_ES_HEAP="256m",
-        # the official limits (nofile 65536, memlock unlimited) may exceed what a sandboxed engine grants
-        CLEARML_ES_NOFILE=str(min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])),
-        CLEARML_ES_MEMLOCK=str(resource.getrlimit(resource.RLIMIT_MEMLOCK)[1])
-        if resource.getrlimit(resource.RLIMIT_MEMLOCK)[1] != resource.RLIM_INFINITY else "unlimited",
+        **es_limits(),
         CLEARML_HEALTHCHECK_INTERVAL="1s",
         CLEARML_WAIT_TIMEOUT="120",
         CLEARML_SERVICES_AGENT="false",
     )
+    return new_kit(directory, **{**env, **extra})
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import agents, clients, examples, k8s, setup, stack, tls, tunnel, users
+from . import agents, clients, examples, k8s, keys, security, setup, stack, tls, tunnel, users
 
 ns = Collection(
     setup.install,
@@ -18,6 +18,8 @@ ns = Collection(
     clients.host,
     examples.smoke,
     examples.examples,
+    keys.keys,
+    security.doctor,  # the security audit; the full doctor (host checks) extends it
 )
 ns.add_collection(Collection.from_module(users, name="users"))
 ns.add_collection(Collection.from_module(agents, name="agents"))

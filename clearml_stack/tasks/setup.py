@@ -33,17 +33,42 @@ def install(c, mode="", domain="", tls="", self_signed=False, tls_cert="", tls_k
     settings, report = do_install(updates)
     for line in report.lines:
         ui.ok(line)
-    if user:
+    if user and _user_exists(settings, user):
+        ui.ok(f"user {user!r} exists already; kept as it is (`inv users.passwd {user}` changes the password)")
+    elif user:
         add_user_flow(settings, user, name="", password_stdin=password_stdin)
     elif interactive() and not _has_users(settings):
-        answer = input("No web login user yet. Create one now? [Y/n] ").strip().lower()
-        if answer in ("", "y", "yes"):
-            name = input("user name: ").strip()
-            add_user_flow(settings, name, name="", password_stdin=False)
+        _offer_first_user(settings)
     if not report.lines and not user:
         ui.ok(f"nothing to do: {settings.env_file}, the data layout and the config are up to date")
     if not _has_users(settings):
         ui.note("no web login user yet: `inv users.add NAME` before `inv up` (the server would be open otherwise)")
+
+
+def _offer_first_user(settings, attempts: int = 3) -> None:
+    """Ask for the first web login user; a refused name or password is asked again (an empty name skips)."""
+    from ..errors import StackError
+    from .users import add_user_flow
+
+    answer = input("No web login user yet. Create one now? [Y/n] ").strip().lower()
+    if answer not in ("", "y", "yes"):
+        return
+    for attempt in range(attempts):
+        name = input("user name (empty to skip): ").strip()
+        if not name:
+            return
+        try:
+            add_user_flow(settings, name, name="", password_stdin=False)
+            return
+        except StackError as exc:
+            ui.error(exc.message, exc.fix if attempt + 1 == attempts else "try again")
+    ui.note("no user was created")
+
+
+def _user_exists(settings, username: str) -> bool:
+    from ..users import find, load_users
+
+    return find(load_users(settings.users_file), username) is not None
 
 
 def _has_users(settings) -> bool:

@@ -14,7 +14,8 @@ def read_password(password_stdin: bool) -> str:
     """One line from stdin, or a hidden prompt asked twice on a terminal."""
     if password_stdin:
         line = sys.stdin.readline()
-        return line[:-1] if line.endswith("\n") else line
+        line = line[:-1] if line.endswith("\n") else line
+        return line[:-1] if line.endswith("\r") else line
     if not interactive():
         raise StackError("no terminal to ask for a password", "pipe it in with --password-stdin")
     first = getpass.getpass("password: ")
@@ -23,38 +24,47 @@ def read_password(password_stdin: bool) -> str:
     return first
 
 
-def apply_users_change(settings) -> None:
-    """Render the login config and apply it to a running server (restart of the API server only)."""
+def apiserver_running(settings) -> bool:
+    """Whether this deployment's API server container runs (False when the engine cannot tell)."""
+    from ..stack import Stack
+
+    try:
+        return any(s.service == "apiserver" and s.state == "running" for s in Stack(settings).states())
+    except StackError:
+        return False
+
+
+def apply_users_change(settings, layers_change: bool = False) -> None:
+    """Render the login config and apply it to a running server.
+
+    The first user brings in the auth layer: `compose up` recreates the API server and file server
+    with it. Any other change is only the API server's config: a restart of that one service.
+    """
     from ..install import InstallReport, render_config
     from ..stack import Stack
 
     render_config(settings, InstallReport())
-    stack = Stack(settings)
-    try:
-        running = any(s.service == "apiserver" and s.state == "running" for s in stack.states())
-    except StackError:
-        running = False
-    if running:
-        ui.note("the server is running: applying the change (layers first, then a restart of the API server)")
-        # a no-op unless the set of layers changed (first user added, last one removed)
-        stack.compose("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", settings["CLEARML_WAIT_TIMEOUT"])
-        stack.restart("apiserver")
-    else:
+    if not apiserver_running(settings):
         ui.note("the change applies at the next `inv up`")
+        return
+    stack = Stack(settings)
+    if layers_change:
+        ui.note("the server is running: applying the auth layer (recreates the API server and file server)")
+        stack.compose("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", settings["CLEARML_WAIT_TIMEOUT"])
+    else:
+        ui.note("the server is running: applying the change (restart of the API server)")
+        stack.restart("apiserver")
+    ui.ok("the API server runs with the new login configuration")
 
 
 def add_user_flow(settings, username: str, name: str, password_stdin: bool) -> None:
-    from ..users import User, check_display_name, check_username, hash_password, load_users, save_users, with_user
+    from ..users import add_user, check_new_user, load_users
 
-    check_username(username)
-    check_display_name(name)
     users = load_users(settings.users_file)
-    with_user(users, User(username, name, "x"))  # refuse a duplicate before asking for a password
-    password = read_password(password_stdin)
-    updated = with_user(users, User(username, name or username, hash_password(password)))
-    save_users(settings.users_file, updated)
+    check_new_user(users, username, name or username)  # before asking for a password
+    updated = add_user(settings, username, name, read_password(password_stdin))
     ui.ok(f"added user {username!r} ({len(updated)} user(s) in {settings.users_file})")
-    apply_users_change(settings)
+    apply_users_change(settings, layers_change=not users)
 
 
 @task(help={"name": "full name shown in the web UI (default: the user name)",
@@ -64,13 +74,19 @@ def add(c, username, name="", password_stdin=False):
     add_user_flow(load_settings(), username, name, password_stdin)
 
 
-@task
+@task(help={"username": "the user to remove"})
 def remove(c, username):
     """Remove a web login user."""
     from ..users import load_users, save_users, without_user
 
     settings = load_settings()
     updated = without_user(load_users(settings.users_file), username)
+    if not updated and apiserver_running(settings):
+        raise StackError(
+            f"{username!r} is the last web login user and the server is running: removing it would open the "
+            "server to anyone who reaches it",
+            "add another user first (`inv users.add NAME`), or stop the server (`inv down`) and remove it then",
+        )
     save_users(settings.users_file, updated)
     ui.ok(f"removed user {username!r}")
     if not updated:
@@ -90,18 +106,15 @@ def list_(c):
     ui.out(ui.table(("USER", "NAME"), [(u.username, u.name) for u in users]))
 
 
-@task(help={"password_stdin": "read the new password from one line of stdin instead of prompting"})
+@task(help={"username": "the user whose password changes",
+            "password_stdin": "read the new password from one line of stdin instead of prompting"})
 def passwd(c, username, password_stdin=False):
     """Change a web login user's password."""
-    from ..users import User, hash_password, load_users, save_users
+    from ..users import change_password, find, load_users
 
     settings = load_settings()
-    users = load_users(settings.users_file)
-    match = [u for u in users if u.username == username]
-    if not match:
+    if find(load_users(settings.users_file), username) is None:
         raise StackError(f"no user named {username!r}", "see `inv users.list`")
-    new_hash = hash_password(read_password(password_stdin))
-    save_users(settings.users_file,
-               [User(u.username, u.name, new_hash) if u.username == username else u for u in users])
+    change_password(settings, username, read_password(password_stdin))
     ui.ok(f"changed the password of {username!r}")
     apply_users_change(settings)

@@ -27,20 +27,11 @@ PREFIX = socket.gethostname().split(".")[0]
 @pytest.fixture(scope="module")
 def agent_stack(tmp_path_factory, test_images):
     """One stand-in server for the module, agents built from the test base image."""
-    from tests.conftest import remove_project
-    from tests.kit import free_port, new_kit
+    from tests.conftest import remove_project, stand_in_kit
 
     install_wheels()
-    k = new_kit(
-        tmp_path_factory.mktemp("agents"),
-        CLEARML_SERVER_IMAGE=test_images["CLEARML_SERVER_IMAGE"], MONGO_IMAGE=test_images["MONGO_IMAGE"],
-        ELASTIC_IMAGE=test_images["ELASTIC_IMAGE"], REDIS_IMAGE=test_images["REDIS_IMAGE"],
-        NGINX_IMAGE=test_images["NGINX_IMAGE"], CLEARML_WEB_PORT=str(free_port()),
-        CLEARML_API_PORT=str(free_port()), CLEARML_FILES_PORT=str(free_port()),
-        CLEARML_GATEWAY_PORT=str(free_port()), CLEARML_ES_HEAP="256m", CLEARML_HEALTHCHECK_INTERVAL="1s",
-        CLEARML_WAIT_TIMEOUT="300", CLEARML_SERVICES_AGENT="false",
-        CLEARML_AGENT_BASE_IMAGE=test_images["TEST_BASE_IMAGE"], CLEARML_AGENT_APT_PACKAGES="",
-    )
+    k = stand_in_kit(tmp_path_factory.mktemp("agents"), test_images, CLEARML_WAIT_TIMEOUT="300",
+                     CLEARML_AGENT_BASE_IMAGE=test_images["TEST_BASE_IMAGE"], CLEARML_AGENT_APT_PACKAGES="")
     try:
         k.inv("install")
         k.inv("up", "--allow-open")

@@ -19,7 +19,7 @@ from tests.kit import Kit
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = 'pa$$ "word" #1 ünï'
+PASSWORD = 'pa$$ "word" #1 \\ `x`'  # every ASCII troublemaker; non-ASCII is refused (latin-1 login)
 SERVICES = {"apiserver", "fileserver", "webserver", "async_delete", "mongo", "elasticsearch", "redis"}
 
 

@@ -19,21 +19,9 @@ pytestmark = pytest.mark.integration
 PASSWORD = "correct horse $battery 'staple'"
 
 
-def engine_es_limits() -> dict[str, str]:
-    """Elasticsearch's official ulimits capped at what this host grants (an engine started with a lower
-    hard limit refuses the container otherwise; the stand-in does not need them)."""
-    import resource
-
-    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    return {"STACK_ES_NOFILE": str(65536 if nofile == resource.RLIM_INFINITY else min(65536, nofile)),
-            "STACK_ES_MEMLOCK": "-1" if memlock == resource.RLIM_INFINITY else str(memlock)}
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory, test_images):
     kit = stand_in_kit(tmp_path_factory.mktemp("smoke"), test_images)
-    kit.env.update(engine_es_limits())
     try:
         kit.inv("install")
         kit.inv("users.add", "alice", "--password-stdin", input=PASSWORD + "\n")

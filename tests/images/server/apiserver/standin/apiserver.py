@@ -223,7 +223,8 @@ class ApiHandler(Handler):
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
             try:
-                key, _, secret = base64.b64decode(value.strip()).decode().partition(":")
+                # the real server decodes HTTP Basic as latin-1 (service_repo/auth/auth.py), then hashes UTF-8
+                key, _, secret = base64.b64decode(value.strip()).decode("latin-1").partition(":")
             except (ValueError, binascii.Error):
                 raise ApiError(401, "Unauthorized (invalid credentials)", 20) from None
             ident = self.auth.check_basic(key, secret)
