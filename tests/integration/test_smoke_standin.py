@@ -100,10 +100,11 @@ def test_inv_examples_gives_the_real_sdk_a_working_client_configuration(running,
     assert "error: example base_task exited 1" in proc.stderr
 
 
-def test_inv_examples_says_why_it_cannot_check_the_agents(running):
+def test_inv_examples_names_the_queue_no_agent_serves(running):
     proc = running.inv("examples", "--only", "pipeline_from_task", check=False)
     assert proc.returncode != 0
-    assert "could not list queues and agents: HTTP 400" in proc.stderr
+    assert "no agent listens on queue 'services'" in proc.stderr or "no agent listens on queue 'default'" in proc.stderr
+    assert "inv agents.up --queue" in proc.stderr
     assert "$ " not in proc.stderr  # nothing was started
 
 
