@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import setup, stack, users
+from . import lightning, ops, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -13,5 +13,13 @@ ns = Collection(
     stack.logs,
     stack.config,
     stack.compose,
+    # operations (doctor, backups, upgrades)
+    ops.doctor,
+    ops.backup,
+    ops.restore,
+    ops.upgrade,
+    ops.fresh,
+    ops.repair,
 )
 ns.add_collection(Collection.from_module(users, name="users"))
+ns.add_collection(Collection.from_module(lightning, name="lightning"))

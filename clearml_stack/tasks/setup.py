@@ -38,6 +38,7 @@ def install(c, mode="", domain="", user="", password_stdin=False):
             add_user_flow(settings, name, name="", password_stdin=False)
     if not report.lines and not user:
         ui.ok(f"nothing to do: {settings.env_file}, the data layout and the config are up to date")
+    _lightning_hooks(settings)
     if not _has_users(settings):
         ui.note("no web login user yet: `inv users.add NAME` before `inv up` (the server would be open otherwise)")
 
@@ -59,3 +60,13 @@ def _ask_domain_if_needed(updates: dict) -> dict:
         return {}
     domain = input("Base domain for subdomains mode (app./api./files.<domain>): ").strip()
     return {"CLEARML_DOMAIN": domain} if domain else {}
+
+
+def _lightning_hooks(settings) -> None:
+    from ..lightning import after_install
+
+    done, notes = after_install(settings)
+    for line in done:
+        ui.ok(line)
+    for line in notes:
+        ui.note(line)
