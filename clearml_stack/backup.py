@@ -470,7 +470,10 @@ def restore(archive_path: Path | str, start: bool = True, keep_previous: bool = 
     from .stack import Stack
 
     env_file = env_file_path()
-    current = load() if env_file.is_file() else None
+    try:
+        current = load() if env_file.is_file() else None
+    except StackError:
+        current = None  # broken current settings are replaced by the archive's
     checked = verify(Path(archive_path).expanduser().resolve())
     manifest = checked.manifest
     problem = release_problem(manifest, checked.settings_text, versions.known_versions())
