@@ -371,6 +371,11 @@ def create(settings, out_dir: Path | str | None = None, restart: bool = True) ->
     return target
 
 
+def create_backup(settings) -> Path:
+    """The integration point other features call (e.g. `inv k8s.export-data`): a consistent archive, path returned."""
+    return create(settings)
+
+
 # --- restoring ----------------------------------------------------------------------------------
 
 

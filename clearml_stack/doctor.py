@@ -336,8 +336,26 @@ def fix_ownership(data_dir: str, found: list[Check], euid: int | None = None) ->
     return [f"gave {', '.join(paths)} to uid {SERVICE_UID}"]
 
 
+def fix_audit(found: list[Check]) -> list[str]:
+    """The security audit's own fixes (files holding secrets made private), when the audit offers them."""
+    try:
+        from . import audit  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    fixer, gather = getattr(audit, "fix_modes", None), getattr(audit, "gather", None)
+    if fixer is None or gather is None:
+        return []
+    from .settings import load
+
+    try:
+        settings = load()
+    except StackError:
+        return []
+    return [f"made {path} private (mode 0600)" for path in fixer(found, gather(settings))]
+
+
 def report_json(found: list[Check], skipped: dict[str, str], fixed: list[str]) -> str:
-    return json.dumps({"ok": checks.worst(found) != "fail", "worst": checks.worst(found),
+    return json.dumps({"ok": checks.worst(found) != "fail", "result": checks.worst(found), "worst": checks.worst(found),
                        "checks": [c.as_dict() for c in found], "skipped": skipped, "fixed": fixed}, indent=2)
 
 
@@ -354,4 +372,5 @@ def report_text(found: list[Check], skipped: dict[str, str]) -> str:
         lines.append(f"skip  {section}: {why}")
     counts = {s: sum(1 for c in found if c.status == s) for s in ("ok", "warn", "fail")}
     lines.append(ui.table(("OK", "WARN", "FAIL"), [(counts["ok"], counts["warn"], counts["fail"])]))
+    lines.append(f"result: {checks.worst(found)}")
     return "\n".join(lines)

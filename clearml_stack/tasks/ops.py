@@ -21,6 +21,7 @@ def doctor(c, fix=False, json=False):
         fixed += doc.fix_max_map_count(readings.max_map_count)
         if readings.data_dir:
             fixed += doc.fix_ownership(readings.data_dir, found)
+        fixed += doc.fix_audit(found)
         if fixed:
             readings = doc.collect()
             found = doc.evaluate(readings)

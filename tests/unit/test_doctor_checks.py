@@ -239,3 +239,16 @@ def test_fix_ownership_names_only_the_bad_paths() -> None:
     found = doctor.ownership_checks("/k/data", {"data/elastic_7": 0, "config": 1000, "logs": None})
     done = doctor.fix_ownership("/k/data", found, euid=1000)
     assert done == ["not root: run `sudo chown -R 1000:1000 /k/data/data/elastic_7`"]
+
+
+def test_fix_runs_the_audits_own_fixes(monkeypatch, tmp_path) -> None:
+    seen = []
+    fake = types.ModuleType("clearml_stack.audit")
+    fake.gather = lambda settings: "READINGS"
+    fake.fix_modes = lambda found, readings: seen.append((found, readings)) or [tmp_path / ".env"]
+    monkeypatch.setitem(sys.modules, "clearml_stack.audit", fake)
+    monkeypatch.setattr("clearml_stack.audit", fake, raising=False)
+    monkeypatch.setattr("clearml_stack.settings.load", lambda: "SETTINGS")
+    found = [Check("settings file mode", "fail", "0644")]
+    assert doctor.fix_audit(found) == [f"made {tmp_path / '.env'} private (mode 0600)"]
+    assert seen == [(found, "READINGS")]
