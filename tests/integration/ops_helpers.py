@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
 import urllib.request
 import uuid
 from pathlib import Path
@@ -24,7 +25,7 @@ def api_token(kit: Kit, user: str = "alice") -> str:
     basic = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/auth.login", data=b"{}", method="POST",
                                  headers={"Authorization": f"Basic {basic}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with urllib.request.urlopen(req, timeout=120) as resp:
         return json.load(resp)["data"]["token"]
 
 
@@ -37,19 +38,32 @@ def upload(kit: Kit, token: str, path: str, data: bytes) -> None:
     req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, method="POST",
                                  headers={"Authorization": f"Bearer {token}",
                                           "Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with urllib.request.urlopen(req, timeout=120) as resp:
         assert resp.status == 200
 
 
 def download(kit: Kit, token: str, path: str) -> bytes:
     port = kit.settings().port("files")
     req = urllib.request.Request(f"http://127.0.0.1:{port}/{path}", headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with urllib.request.urlopen(req, timeout=120) as resp:
         return resp.read()
 
 
-def exec_(kit: Kit, service: str, *argv: str, check: bool = True) -> str:
-    return kit.inv("compose", "--", "exec", "-T", service, *argv, check=check).stdout
+def container(kit: Kit, service: str) -> str:
+    """The running container of ``service`` in the kit's compose project."""
+    out = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={kit.project}",
+                          "--filter", f"label=com.docker.compose.service={service}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert len(out) == 1, f"expected one running {service} container, found {out}"
+    return out[0]
+
+
+def exec_(kit: Kit, service: str, *argv: str) -> str:
+    """``docker exec`` in the service's container (argv kept intact, unlike a shell line)."""
+    proc = subprocess.run(["docker", "exec", container(kit, service), *argv], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"{service}: {argv} exited {proc.returncode}: {proc.stderr}"
+    return proc.stdout
 
 
 def mongo_put(kit: Kit, collection: str, doc_id: str, doc: dict) -> None:

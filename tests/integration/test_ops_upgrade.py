@@ -72,7 +72,7 @@ def recorded(kit) -> str:
 
 
 def server_version(kit) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{kit.env['CLEARML_API_PORT']}/server.info", timeout=10) as resp:
+    with urllib.request.urlopen(f"http://127.0.0.1:{kit.env['CLEARML_API_PORT']}/server.info", timeout=120) as resp:
         return json.load(resp)["data"]["version"]
 
 
@@ -124,18 +124,14 @@ def test_upgrade_walks_the_hops_in_order_and_a_failing_hop_names_the_backup(upgr
 
 
 def test_adopting_a_server_by_naming_from(upgrade_kit) -> None:
-    """Settings that record a newer release than the data holds: --from names what really ran."""
+    """Settings that record another release than the data holds: --from names what really ran."""
     kit = upgrade_kit
-    kit.inv("up")
-    kit.inv("down")
     kit.env_file.write_text(set_values(kit.env_file.read_text(), {"CLEARML_SERVER_VERSION": "90.2.0"}))
     plan = kit.inv("upgrade", "--from", "90.0.0", "--to", "90.2.0", "--dry-run")
     assert "90.0.0 (Mongo 5.0) -> 90.2.0 (Mongo 7.0) in 2 hop(s)" in plan.stdout
-    kit.inv("upgrade", "--from", "90.0.0", "--to", "90.2.0")
-    assert recorded(kit) == "90.2.0" and data_series(kit) == "7.0"
-    assert states(kit) and all(s[0] == "exited" for s in states(kit).values()), "it was stopped before, stays stopped"
-    pinned = kit.inv("upgrade", "--to", "90.2.0", extra_env={"MONGO_IMAGE": "mongo:7.0.22"}, check=False)
-    assert pinned.returncode == 0, "same version: nothing to do, nothing refused"
+    same = kit.inv("upgrade", "--to", "90.2.0")
+    assert "already at 90.2.0: nothing to do" in same.stdout
     pinned = kit.inv("upgrade", "--from", "90.0.0", "--to", "90.2.0", extra_env={"MONGO_IMAGE": "mongo:7.0.22"},
                      check=False)
     assert pinned.returncode != 0 and "MONGO_IMAGE" in pinned.stderr and "without a tag" in pinned.stderr
+    assert recorded(kit) == "90.2.0" and not list((kit.dir / "backups").glob("*")), "refused before any change"
