@@ -242,6 +242,9 @@ def _audit(settings) -> tuple[list[Check] | None, str]:
         return list(audit.run(settings)), ""
     except StackError as exc:
         return [Check("security audit", "fail", exc.message, exc.fix)], ""
+    except Exception as exc:  # a bug in the audit must not hide the rest of the report
+        return [Check("security audit", "fail", f"the audit stopped with {exc!r}",
+                      "report it; the other checks above and below are still valid")], ""
 
 
 def collect(load_settings: Callable | None = None) -> Readings:

@@ -197,7 +197,10 @@ def test_the_audit_section_is_skipped_with_a_note_until_it_exists(monkeypatch) -
         from clearml_stack import audit
 
         assert callable(audit.run)
+        import clearml_stack
+
         monkeypatch.setitem(sys.modules, "clearml_stack.audit", None)  # then simulate it missing
+        monkeypatch.delattr(clearml_stack, "audit", raising=False)
     found, why = doctor._audit(object())
     assert found is None and "security audit module is not installed" in why
 
@@ -252,3 +255,16 @@ def test_fix_runs_the_audits_own_fixes(monkeypatch, tmp_path) -> None:
     found = [Check("settings file mode", "fail", "0644")]
     assert doctor.fix_audit(found) == [f"made {tmp_path / '.env'} private (mode 0600)"]
     assert seen == [(found, "READINGS")]
+
+
+def test_an_audit_that_crashes_is_a_failed_check_not_a_crashed_doctor(monkeypatch) -> None:
+    fake = types.ModuleType("clearml_stack.audit")
+
+    def boom(settings):
+        raise KeyError("users_file")
+
+    fake.run = boom
+    monkeypatch.setitem(sys.modules, "clearml_stack.audit", fake)
+    monkeypatch.setattr("clearml_stack.audit", fake, raising=False)
+    found, why = doctor._audit(object())
+    assert why == "" and found[0].status == "fail" and "KeyError" in found[0].detail
