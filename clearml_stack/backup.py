@@ -340,7 +340,11 @@ def write_archive(settings, target: Path, method: str) -> dict:
 
 
 def create(settings, out_dir: Path | str | None = None, restart: bool = True) -> Path:
-    """Stop what runs, archive, start again what ran (unless ``restart`` is False). Returns the archive path."""
+    """Stop what runs, archive, start again what ran. Returns the archive path.
+
+    ``restart=False`` leaves the stack stopped after a successful backup (for callers that go on with a
+    stopped stack: upgrade, fresh, repair); after a failed one it is always started again.
+    """
     from .stack import Stack
 
     settings.require_installed()
@@ -357,10 +361,12 @@ def create(settings, out_dir: Path | str | None = None, restart: bool = True) ->
     else:
         method = "stack was not running: archived as found"
     started = time.monotonic()
+    done = False
     try:
         manifest = write_archive(settings, target, method)
+        done = True
     finally:
-        if running and restart:
+        if running and (restart or not done):  # a failed backup never leaves the server down
             ui.note(f"starting again: {', '.join(running)}")
             stack.compose("start", *running)
             stack.wait_healthy(int(settings["CLEARML_WAIT_TIMEOUT"]))

@@ -154,7 +154,7 @@ def run(settings, start: str, target: str, dry_run: bool = False, out_dir: Path 
         )
     stack = Stack(settings)
     was_running = any(s.state == "running" for s in stack.states())
-    archive = backup.create(settings, out_dir=out_dir)
+    archive = backup.create(settings, out_dir=out_dir, restart=False)
     rollback = f"inv down && inv restore {archive}"
     wait = timeout or int(settings["CLEARML_WAIT_TIMEOUT"])
     stack.compose("stop")
