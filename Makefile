@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INV := $(BIN)/inv
 
 .DEFAULT_GOAL := help
-.PHONY: help up install down restart status logs doctor backup config users test test-images unit lint
+.PHONY: help up install down restart status logs doctor backup config users test test-images unit lint smoke examples
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z0-9_.-]*:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,16 @@ config: $(VENV)/.installed ## the merged compose file (secrets masked)
 users: $(VENV)/.installed ## list web login users
 	$(INV) users.list
 
+smoke: $(VENV)/.installed ## prove the running server works: login, task, scalar, file upload and download
+	$(INV) smoke
+
+$(VENV)/.examples-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[compose,examples]'
+	@touch $@
+
+examples: $(VENV)/.examples-installed ## run the ClearML SDK examples against the server (agents needed for pipelines)
+	$(INV) examples
+
 test-images: $(VENV)/.test-installed ## build the local test images (cached by content)
 	$(BIN)/python -m tests.images.build
 
@@ -60,3 +70,7 @@ test: $(VENV)/.test-installed ## every test: unit, contract, integration (builds
 
 unit: $(VENV)/.test-installed ## unit and contract tests only (no Docker engine needed)
 	$(BIN)/pytest -m "not integration and not real_images"
+
+.PHONY: host
+host: $(VENV)/.installed ## how client machines connect: URLs, connect.sh commands, next steps
+	$(INV) host

@@ -339,7 +339,7 @@ def write_archive(settings, target: Path, method: str) -> dict:
     return manifest
 
 
-def create(settings, out_dir: Path | str | None = None, restart: bool = True) -> Path:
+def create(settings, out_dir: Path | str | None = None, restart: bool = True, print_path: bool = True) -> Path:
     """Stop what runs, archive, start again what ran. Returns the archive path.
 
     ``restart=False`` leaves the stack stopped after a successful backup (for callers that go on with a
@@ -373,13 +373,14 @@ def create(settings, out_dir: Path | str | None = None, restart: bool = True) ->
     totals = manifest["totals"]
     ui.ok(f"backup written: {target} ({totals['files']} files, {totals['bytes'] / 2**20:.1f} MiB of data, "
           f"{target.stat().st_size / 2**20:.1f} MiB archive, mode 0600) in {time.monotonic() - started:.1f}s")
-    ui.out(str(target))
+    if print_path:
+        ui.out(str(target))
     return target
 
 
 def create_backup(settings) -> Path:
     """The integration point other features call (e.g. `inv k8s.export-data`): a consistent archive, path returned."""
-    return create(settings)
+    return create(settings, print_path=False)
 
 
 # --- restoring ----------------------------------------------------------------------------------

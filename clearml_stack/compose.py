@@ -7,14 +7,16 @@ and ``STACK_*`` values derived here from the settings and passed in the environm
 from __future__ import annotations
 
 import functools
+import os
 import re
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
-from . import layers as layer_mod
+from . import agents, layers as layer_mod
 from .errors import StackError
 from .runner import run
 from .settings import Settings
@@ -33,22 +35,25 @@ def parse_version(text: str) -> tuple[int, ...] | None:
     return tuple(int(g) for g in match.groups() if g is not None) if match else None
 
 
-def candidates() -> list[tuple[str, ...]]:
-    """``docker compose``, then every ``docker-compose`` on PATH, then one beside this Python."""
+def candidates(environ: Mapping[str, str] | None = None) -> list[tuple[str, ...]]:
+    """``$CLEARML_COMPOSE`` alone when set; else ``docker compose``, the one beside this Python, then PATH's."""
+    environ = os.environ if environ is None else environ
+    if environ.get("CLEARML_COMPOSE"):
+        return [tuple(shlex.split(environ["CLEARML_COMPOSE"]))]
     found: list[tuple[str, ...]] = []
     if shutil.which("docker"):
         found.append(("docker", "compose"))
-    path_bin = shutil.which("docker-compose")
-    if path_bin:
-        found.append((path_bin,))
     beside = Path(sys.executable).parent / "docker-compose"
-    if beside.is_file() and (not path_bin or Path(path_bin).resolve() != beside.resolve()):
+    if beside.is_file():
         found.append((str(beside),))
+    path_bin = shutil.which("docker-compose")
+    if path_bin and not (beside.is_file() and Path(path_bin).resolve() == beside.resolve()):
+        found.append((path_bin,))
     return found
 
 
-def choose(probes: Sequence[tuple[tuple[str, ...], str | None]]) -> ComposeProgram:
-    """Pick the first v2+ compose from ``(argv, version output or None)`` pairs (pure)."""
+def choose(probes: Iterable[tuple[tuple[str, ...], str | None]]) -> ComposeProgram:
+    """The first v2+ compose from ``(argv, version output or None)`` pairs, consumed lazily (pure)."""
     old: list[str] = []
     for argv, output in probes:
         version = parse_version(output or "")
@@ -70,14 +75,15 @@ def choose(probes: Sequence[tuple[tuple[str, ...], str | None]]) -> ComposeProgr
     )
 
 
+def _probe(argv: tuple[str, ...]) -> str | None:
+    res = run([*argv, "version", "--short"], capture=True, check=False, echo=False, timeout=30)
+    return res.stdout.strip() if res.ok else None
+
+
 @functools.lru_cache(maxsize=1)
 def find() -> ComposeProgram:
-    """The compose program to use, probed once per process (silently: probes are not actions)."""
-    results = []
-    for candidate in candidates():
-        res = run([*candidate, "version", "--short"], capture=True, check=False, echo=False, timeout=30)
-        results.append((candidate, res.stdout.strip() if res.ok else None))
-    return choose(results)
+    """The compose program to use: candidates are probed silently, in order, until a v2+ answers."""
+    return choose((argv, _probe(argv)) for argv in candidates())
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -97,7 +103,10 @@ def environment(settings: Settings) -> dict[str, str]:
         "STACK_STORE_BIND": "0.0.0.0" if settings["CLEARML_EXPOSE_STORES"] == "all" else "127.0.0.1",
         "STACK_ES_HEAP": settings.es_heap,
         "STACK_HEALTH_INTERVAL": settings["CLEARML_HEALTHCHECK_INTERVAL"],
+        "STACK_ES_NOFILE": settings["CLEARML_ES_NOFILE"],
+        "STACK_ES_MEMLOCK": "-1" if settings["CLEARML_ES_MEMLOCK"] == "unlimited" else settings["CLEARML_ES_MEMLOCK"],
         "STACK_FILES_URL": files_url(settings),
+        **agents.environment(settings),
     }
 
 

@@ -49,10 +49,12 @@ def quote_value(value: str, key: str = "value") -> str:
         raise StackError(f"{key}: a value in .env cannot span lines", "use a single-line value")
     if _BARE.match(value):
         return value
-    if "'" in value:
+    if "'" in value or "\\" in value:
+        # compose reads single-quoted values literally, python-dotenv decodes \\ and \' in them:
+        # only values without quotes and backslashes mean the same to both
         raise StackError(
-            f"{key}: a value in .env cannot contain a single quote ({value!r})",
-            "choose a value without single quotes",
+            f"{key}: a value in .env cannot contain a single quote or a backslash ({value!r})",
+            "choose a value without ' and \\",
         )
     return f"'{value}'"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -13,7 +12,7 @@ from .errors import StackError
 from .health import ServiceState, api_ping, not_good, parse_ps
 from .install import InstallReport, render_config
 from .runner import Result, run
-from .settings import SECRET_KEYS, Settings
+from .settings import MASKED_KEYS, Settings
 from .urls import api_probe_url, public_urls
 from .users import load_users
 
@@ -75,10 +74,6 @@ class Stack:
             )
         if not self.users:
             ui.warn("starting WITHOUT login (--allow-open): anyone who reaches the web UI can sign up")
-        report = InstallReport()
-        render_config(self.settings, report)
-        for line in report.lines:
-            ui.note(line)
         if self.settings.mode == "ports":
             ui.warn("access mode 'ports': the web UI, API and file server listen on ALL interfaces",
                     "use tunnel or subdomains mode unless this host sits behind a firewall you control")
@@ -86,6 +81,10 @@ class Stack:
             ui.warn("CLEARML_EXPOSE_STORES=all: Mongo, Elasticsearch and Redis listen on ALL interfaces "
                     "without passwords", "set CLEARML_EXPOSE_STORES=loopback or no")
         self.preflight()
+        report = InstallReport()
+        render_config(self.settings, report)
+        for line in report.lines:
+            ui.note(line)
         wait = timeout or int(self.settings["CLEARML_WAIT_TIMEOUT"])
         ui.note(f"starting {len(self.layers)} layer(s): {', '.join(self.layers)}; waiting up to {wait}s for health")
         res = self.compose("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(wait), check=False)
@@ -94,19 +93,23 @@ class Stack:
         self.print_next_steps()
 
     def explain_failure(self) -> None:
-        """Name what is not healthy, show its last log lines, and raise."""
+        """Name what is not healthy (causes first, then what waits on them), show the causes' logs, raise."""
         bad = not_good(self.states())
         if not bad:
             raise StackError("`docker compose up` failed before any service started (see its output above)",
                              "fix what it reports; `inv doctor` checks the usual causes")
-        for s in bad:
+        causes, waiting = split_failures(bad)
+        for s in causes:
             ui.say(ui.paint(f"--- last {LOG_TAIL} log lines of {s.service} ({s.state}, {s.health or 'no health'})",
                             "yellow"))
-            self.compose("logs", "--no-color", "--tail", str(LOG_TAIL), s.service, check=False)
-        names = ", ".join(f"{s.service} ({s.state}{', ' + s.health if s.health else ''})" for s in bad)
-        raise StackError(f"not healthy: {names}",
-                         f"read the log lines above; `inv logs --service {bad[0].service}` shows more, "
-                         "`inv doctor` checks the host")
+            logs = self.compose("logs", "--no-color", "--tail", str(LOG_TAIL), s.service, capture=True, check=False)
+            ui.say((logs.stdout + logs.stderr).rstrip() or "(no log lines)")
+        names = ", ".join(f"{s.service} ({s.state}{', ' + s.health if s.health else ''})" for s in causes)
+        message = f"not healthy: {names}"
+        if waiting:
+            message += f"; not healthy yet (starting or waiting on it): {', '.join(s.service for s in waiting)}"
+        raise StackError(message, f"read the log lines above; `inv logs --service {causes[0].service}` shows more, "
+                                  "`inv doctor` checks the host")
 
     def wait_healthy(self, timeout: int) -> None:
         """Poll compose until every service is healthy, printing changes; raise with logs on timeout."""
@@ -147,8 +150,8 @@ class Stack:
         text = self.compose("config", capture=True, echo=False).stdout
         return text if show_secrets else mask_secrets(text, self.settings)
 
-    def passthrough(self, remainder: str) -> int:
-        return self.compose(*shlex.split(remainder), check=False).returncode
+    def passthrough(self, args: Sequence[str]) -> int:
+        return self.compose(*args, check=False).returncode
 
     # --- reports -----------------------------------------------------------------------------
     def status(self) -> dict:
@@ -178,8 +181,8 @@ class Stack:
 
 
 def mask_secrets(text: str, settings: Settings) -> str:
-    """Replace every generated secret value in ``text`` with a mask (pure)."""
-    for key in SECRET_KEYS:
+    """Replace every secret or user-given credential value in ``text`` with a mask (pure)."""
+    for key in MASKED_KEYS:
         value = settings.values.get(key)
         if value:
             text = text.replace(value, ui.mask(value))
@@ -196,3 +199,17 @@ def status_table(report: dict) -> str:
 
 def status_json(report: dict) -> str:
     return json.dumps(report, indent=2)
+
+
+def split_failures(bad: list[ServiceState]) -> tuple[list[ServiceState], list[ServiceState]]:
+    """(the causes, the services merely waiting) among services that are not healthy (pure).
+
+    A service that exited, restarts or is unhealthy is a cause. Failing those, the ones still starting
+    (a timeout). A container still ``created`` never ran: it waits for a dependency, its logs are empty,
+    and naming it first would hide the cause.
+    """
+    failed = [s for s in bad if s.state in ("exited", "dead", "restarting") or s.health == "unhealthy"]
+    created = [s for s in bad if s.state == "created"]
+    starting = [s for s in bad if s not in failed and s not in created]
+    causes = failed or starting or created
+    return causes, [s for s in bad if s not in causes]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 
@@ -49,30 +50,38 @@ def kit(tmp_path) -> Kit:
     return new_kit(tmp_path)
 
 
-@pytest.fixture
-def stack_kit(tmp_path, test_images) -> Kit:
-    """A deployment wired to the stand-in images, free loopback ports and fast healthchecks.
-
-    Everything its compose project created is removed afterwards.
-    """
-    k = new_kit(
-        tmp_path,
-        CLEARML_SERVER_IMAGE=test_images["CLEARML_SERVER_IMAGE"],
-        MONGO_IMAGE=test_images["MONGO_IMAGE"],
-        ELASTIC_IMAGE=test_images["ELASTIC_IMAGE"],
-        REDIS_IMAGE=test_images["REDIS_IMAGE"],
-        NGINX_IMAGE=test_images["NGINX_IMAGE"],
+def stand_in_kit(directory, images: dict[str, str]) -> Kit:
+    """A deployment in ``directory`` wired to the stand-in images, free loopback ports and fast healthchecks."""
+    return new_kit(
+        directory,
+        CLEARML_SERVER_IMAGE=images["CLEARML_SERVER_IMAGE"],
+        MONGO_IMAGE=images["MONGO_IMAGE"],
+        ELASTIC_IMAGE=images["ELASTIC_IMAGE"],
+        REDIS_IMAGE=images["REDIS_IMAGE"],
+        NGINX_IMAGE=images["NGINX_IMAGE"],
         CLEARML_WEB_PORT=str(free_port()),
         CLEARML_API_PORT=str(free_port()),
         CLEARML_FILES_PORT=str(free_port()),
         CLEARML_GATEWAY_PORT=str(free_port()),
         CLEARML_ES_HEAP="256m",
+        # the official limits (nofile 65536, memlock unlimited) may exceed what a sandboxed engine grants
+        CLEARML_ES_NOFILE=str(min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])),
+        CLEARML_ES_MEMLOCK=str(resource.getrlimit(resource.RLIMIT_MEMLOCK)[1])
+        if resource.getrlimit(resource.RLIMIT_MEMLOCK)[1] != resource.RLIM_INFINITY else "unlimited",
         CLEARML_HEALTHCHECK_INTERVAL="1s",
         CLEARML_WAIT_TIMEOUT="120",
         CLEARML_SERVICES_AGENT="false",
     )
-    yield k
-    remove_project(k)
+
+
+@pytest.fixture
+def stack_kit(tmp_path, test_images) -> Kit:
+    """A stand-in deployment for one test; everything its compose project created is removed afterwards."""
+    k = stand_in_kit(tmp_path, test_images)
+    try:
+        yield k
+    finally:
+        remove_project(k)
 
 
 def remove_project(k: Kit) -> None:

@@ -71,3 +71,18 @@ class Kit:
 def new_kit(tmp_path: Path, **env: str) -> Kit:
     project = f"clt{uuid.uuid4().hex[:8]}"
     return Kit(tmp_path, {"COMPOSE_PROJECT_NAME": project, **env})
+
+
+def require_tool(name: str, why: str = "") -> str:
+    """The path of a host tool a test needs: missing is a skip on a user's machine, a failure in CI."""
+    import shutil
+
+    import pytest
+
+    found = shutil.which(name)
+    if not found:
+        message = f"{name} is not installed on this host" + (f" ({why})" if why else "")
+        if IN_CI:
+            pytest.fail(message + "; CI=true: .ci/run must install it")
+        pytest.skip(message + "; with CI=true this fails instead")
+    return found

@@ -17,7 +17,7 @@ def fixed_users_block(users: list[User]) -> str:
             hocon.obj(
                 {"username": hocon.string(u.username), "password": hocon.string(u.password_hash),
                  "name": hocon.string(u.name or u.username)},
-                indent=8,
+                indent=12,
             )
             for u in users
         ),

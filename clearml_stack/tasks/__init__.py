@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import lightning, ops, setup, stack, users
+from . import agents, clients, examples, k8s, lightning, ops, setup, stack, users
 
 ns = Collection(
     setup.install,
@@ -13,6 +13,11 @@ ns = Collection(
     stack.logs,
     stack.config,
     stack.compose,
+    clients.connect_script,
+    clients.client_config,
+    clients.host,
+    examples.smoke,
+    examples.examples,
     # operations (doctor, backups, upgrades)
     ops.doctor,
     ops.backup,
@@ -22,4 +27,6 @@ ns = Collection(
     ops.repair,
 )
 ns.add_collection(Collection.from_module(users, name="users"))
+ns.add_collection(Collection.from_module(agents, name="agents"))
+ns.add_collection(Collection.from_module(k8s, name="k8s"))
 ns.add_collection(Collection.from_module(lightning, name="lightning"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 from invoke import Exit
 
 from .. import ui
@@ -15,10 +18,16 @@ def _stack():
 
 
 @task(help={"allow_open": "start even with no web login user (anyone who reaches the UI can sign up)",
-            "timeout": "seconds to wait for every service to be healthy (default: CLEARML_WAIT_TIMEOUT)"})
-def up(c, allow_open=False, timeout=0):
+            "timeout": "seconds to wait for every service to be healthy (default: CLEARML_WAIT_TIMEOUT)",
+            "smoke": "then prove it works: `inv smoke` with the kit's own key"})
+def up(c, allow_open=False, timeout=0, smoke=False):
     """Render config, check the host, start every service and wait until healthy."""
-    _stack().up(allow_open=allow_open, timeout=timeout or None)
+    stack = _stack()
+    stack.up(allow_open=allow_open, timeout=timeout or None)
+    if smoke:
+        from .examples import smoke_and_report
+
+        smoke_and_report(stack.settings)
 
 
 @task
@@ -62,6 +71,8 @@ def compose(c):
     if not c.remainder.strip():
         ui.error("nothing to run", "give compose arguments after --, e.g. `inv compose -- ps -a`")
         raise Exit(code=2)
-    code = _stack().passthrough(c.remainder)
+    # invoke joins the remainder into one string and loses its quoting: take the words from argv
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
+    code = _stack().passthrough(argv)
     if code:
         raise Exit(code=code)

@@ -78,3 +78,14 @@ def test_doctor_without_settings_says_to_install(tmp_path, docker_engine) -> Non
     proc = kit.inv("doctor", check=False)
     assert proc.returncode != 0
     assert "no settings file" in proc.stdout and "inv install" in proc.stdout
+
+
+def test_k8s_export_data_makes_its_archive_with_inv_backups_function(tmp_path, docker_engine) -> None:
+    """`inv k8s.export-data` without --archive takes a backup through clearml_stack.backup.create_backup."""
+    kit = new_kit(tmp_path)
+    kit.inv("install", "--domain", "clearml.example.com")
+    (kit.data_dir / "data/fileserver/f.txt").write_text("artifact")
+    proc = kit.inv("k8s.export-data")
+    archives = list((kit.dir / "backups").glob("clearml-backup-*.tar.gz"))
+    assert len(archives) == 1 and proc.stdout.startswith(f"Backup archive: {archives[0]}")
+    assert "backup written" in proc.stderr

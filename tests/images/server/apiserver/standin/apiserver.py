@@ -11,9 +11,12 @@ Reproduces from CLEARML_FACTS.md:
 - "Subdomains, cookies": cookie Domain (one or a list), HttpOnly, Secure, SameSite from config;
 - "Fileserver auth": ``auth.validate_token`` for system identities.
 Replies use the real envelope ``{"meta": {...}, "data": {...}}``. Only debug.ping, server.info
-(``version`` from ``STANDIN_VERSION``, default 2.3.0), auth.login and auth.validate_token exist; any
+(``version`` from ``STANDIN_VERSION``, default 2.3.0), auth.login and auth.validate_token exist, plus
+the queues/workers calls a clearml-agent daemon makes to register and idle (standin/workers.py); any
 other endpoint answers 400 like an unknown endpoint. The test-only
-``GET /standin.effective_config`` returns the merged configuration.
+``GET /standin.effective_config`` returns the merged configuration. ``STANDIN_READY_AFTER=N`` makes
+debug.ping answer 503 for the first N seconds after start (a server that is slow to get ready, for the
+readiness benchmark).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from urllib.parse import urlsplit
 
 import bcrypt
 
+from . import workers
 from .config import get, load_config, plain
 from .web import Handler, log, serve
 
@@ -41,6 +45,7 @@ ROLE = "apiserver"
 COMPANY = "d1bd92a3b039400cbafc60a7a5b1e52b"
 API_VERSION = "2.31"
 SERVER_VERSION = os.environ.get("STANDIN_VERSION", "2.3.0")  # variants bake in the version they stand for
+READY_AT = time.monotonic() + float(os.environ.get("STANDIN_READY_AFTER", "0"))
 STORES = (  # name, host env, port env, default host, default port
     ("mongo", "CLEARML_MONGODB_SERVICE_HOST", "CLEARML_MONGODB_SERVICE_PORT", "mongo", 27017),
     ("elasticsearch", "CLEARML_ELASTIC_SERVICE_HOST", "CLEARML_ELASTIC_SERVICE_PORT", "elasticsearch", 9200),
@@ -168,6 +173,9 @@ def cookie_headers(cfg: Any, name: str, token: str) -> list[tuple[str, str]]:
 # --- HTTP ------------------------------------------------------------------------------------
 
 
+REGISTRY = workers.Registry()
+
+
 class ApiHandler(Handler):
     role = ROLE
     cfg: Any = None
@@ -187,6 +195,8 @@ class ApiHandler(Handler):
             "auth.login": self.auth_login,
             "auth.validate_token": self.auth_validate_token,
             "standin.effective_config": lambda: plain(self.cfg),
+            # what clearml-agent needs to register and idle (standin/workers.py)
+            **workers.handlers(REGISTRY, lambda: self.read_json() or {}, self.user_name),
         }
         headers: list[tuple[str, str]] = []
         try:
@@ -197,6 +207,8 @@ class ApiHandler(Handler):
             subcode = 0
         except ApiError as exc:
             code, data, msg, subcode = exc.code, {}, exc.msg, exc.subcode
+        except (workers.NotFound, KeyError) as exc:  # unknown queue, missing field: a bad request
+            code, data, msg, subcode = 400, {}, f"Invalid request ({exc})", 0
         except Exception as exc:  # what the real server turns into a 500 (e.g. bcrypt on > 72 bytes)
             log(ROLE, f"error in {endpoint}: {exc!r}")
             code, data, msg, subcode, headers = 500, {}, f"General data error ({exc})", 0, []
@@ -234,7 +246,16 @@ class ApiHandler(Handler):
                 return value
         return None
 
+    def user_name(self) -> str:
+        """The caller's user name; 401 without credentials (workers and queues calls need one)."""
+        ident = self.identity()
+        if ident is None:
+            raise ApiError(401, "Unauthorized (missing credentials)", 10)
+        return ident.user_name
+
     def debug_ping(self) -> dict[str, Any]:
+        if time.monotonic() < READY_AT:
+            raise ApiError(503, "Service starting")
         return {"msg": "ClearML server"}
 
     def auth_login(self) -> dict[str, Any]:

@@ -1,0 +1,266 @@
+"""`inv examples`: which example programs run, with which client configuration, after which checks.
+
+The examples themselves live in ``examples/`` and use only the ClearML SDK; this module decides
+(pure functions) what to run and how, checks the server and the agents the chosen examples need,
+runs each through the one runner, and collects the links each example reports.
+
+Client configuration, in order: ``CLEARML_CONFIG_FILE`` when set (e.g. the file ``inv
+client-config`` writes; read with the SDK itself for the checks), else the SDK's variables derived
+from the settings (``CLEARML_API_HOST``, ``CLEARML_WEB_HOST``, ``CLEARML_FILES_HOST``) with
+``CLEARML_API_ACCESS_KEY``/``SECRET_KEY`` from the environment or, failing those, the kit's own
+services-agent key. :func:`client_environment` is the one place that decides it: once the clients
+module (``inv client-config``) is in, its ``client_environment``/``render_client_config`` can
+replace the derivation here without changing any caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from . import ui
+from .apiclient import Api, Credentials
+from .errors import StackError
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    script: str
+    summary: str
+    needs_agents: bool = False  # its steps run on --queue
+    needs_services: bool = False  # its child controllers run on the services queue
+
+
+EXAMPLES: tuple[Example, ...] = (
+    Example("base_task", "base_task.py", "hyperparameters, scalars, a plot, artifacts and a model (runs here)"),
+    Example("train_cpu", "train_cpu.py", "a small CPU training run uploading to the default output URI (runs here)"),
+    Example("pipeline_from_task", "pipeline_from_task.py",
+            "a pipeline cloning the base task with UI-editable parameters (steps on --queue)", needs_agents=True),
+    Example("pipeline_of_pipelines", "pipeline_of_pipelines.py",
+            "--scale N child pipelines at once (controllers on the services queue, steps on --queue)",
+            needs_agents=True, needs_services=True),
+)
+BY_NAME = {e.name: e for e in EXAMPLES}
+SERVICES_QUEUE = "services"
+
+
+def select(only: str) -> list[Example]:
+    """The examples to run, in dependency order: all, or the comma-separated names in ``only``."""
+    if not only.strip():
+        return list(EXAMPLES)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise StackError(f"no example named {', '.join(map(repr, unknown))}",
+                         f"pick from: {', '.join(BY_NAME)}")
+    return [e for e in EXAMPLES if e.name in names]
+
+
+def argv(example: Example, examples_dir: Path, queue: str, scale: int, result_file: str,
+         python: str = sys.executable) -> list[str]:
+    """The command line of one example (pure)."""
+    cmd = [python, str(examples_dir / example.script), "--result-file", result_file]
+    if example.needs_agents:
+        cmd += ["--queue", queue]
+    if example.name == "pipeline_of_pipelines":
+        cmd += ["--runs", str(scale), "--child-queue", SERVICES_QUEUE]
+    return cmd
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    env: dict[str, str]  # added to the examples' environment
+    api_url: str
+    web_url: str
+    files_url: str
+    credentials: Credentials | None  # None: a config file the SDK reads decides
+    source: str  # said to the user
+
+
+def client_environment(settings: Settings, environ: Mapping[str, str] | None = None, offline: bool = False,
+                       output_uri: str = "") -> ClientConfig:
+    """How the examples reach the server (pure apart from reading ``environ``).
+
+    Integration point for ``inv client-config``: a file it wrote, given as ``CLEARML_CONFIG_FILE``,
+    is used as it is; otherwise the SDK's own variables are set from the settings.
+    """
+    from .compose import files_url
+    from .smoke import default_credentials
+    from .urls import local_urls, public_urls
+
+    environ = os.environ if environ is None else environ
+    # the API on this host; the web UI as people open it (for links); the files URL artifacts are
+    # stored under, the canonical one the server's async delete knows
+    api, web, files = local_urls(settings).api, public_urls(settings).web, files_url(settings)
+    api = environ.get("CLEARML_API_HOST") or api
+    files = environ.get("CLEARML_FILES_HOST") or files
+    web = environ.get("CLEARML_WEB_HOST") or web
+    extra = {"CLEARML_DEFAULT_OUTPUT_URI": output_uri} if output_uri else {}
+    if offline:
+        return ClientConfig({"CLEARML_OFFLINE_MODE": "1", **extra}, api, web, files, None, "offline mode (no server)")
+    if environ.get("CLEARML_CONFIG_FILE"):
+        path = environ["CLEARML_CONFIG_FILE"]
+        if not Path(path).is_file():
+            raise StackError(f"CLEARML_CONFIG_FILE={path} does not exist",
+                             "write one with `inv client-config --out PATH`, or unset the variable")
+        api, web, files, key, secret = read_client_config(path)
+        creds = Credentials(key, secret, f"the credentials in {path}") if key and secret else None
+        return ClientConfig(extra, api, web, files, creds, f"the client configuration in {path}")
+    if environ.get("CLEARML_API_ACCESS_KEY") and environ.get("CLEARML_API_SECRET_KEY"):
+        creds = Credentials(environ["CLEARML_API_ACCESS_KEY"], environ["CLEARML_API_SECRET_KEY"],
+                            "CLEARML_API_ACCESS_KEY from the environment")
+    else:
+        creds = default_credentials(settings)
+    env = {"CLEARML_API_HOST": api, "CLEARML_WEB_HOST": web, "CLEARML_FILES_HOST": files,
+           "CLEARML_API_ACCESS_KEY": creds.key, "CLEARML_API_SECRET_KEY": creds.secret, **extra}
+    return ClientConfig(env, api, web, files, creds, f"{api} with {creds.source}")
+
+
+def read_client_config(path: str) -> tuple[str, str, str, str, str]:
+    """(api, web, files, access key, secret key) as the SDK itself reads ``path``, errors in its words."""
+    from clearml.backend_api import Session, load_config
+    from clearml.backend_config.errors import ConfigurationError
+
+    saved = os.environ.get("CLEARML_CONFIG_FILE")
+    os.environ["CLEARML_CONFIG_FILE"] = path
+    try:
+        cfg = load_config()
+        hosts = (Session.get_api_server_host(cfg), Session.get_app_server_host(cfg),
+                 Session.get_files_server_host(cfg))
+    except ConfigurationError as exc:
+        raise StackError(f"the ClearML SDK cannot read {path}: {exc}",
+                         "fix the file (or write a new one with `inv client-config --out PATH --force`)") from None
+    except ValueError as exc:  # e.g. "Could not detect ClearML web application server"
+        raise StackError(f"{path}: {exc}", "set api_server, web_server and files_server in it") from None
+    finally:
+        if saved is None:
+            os.environ.pop("CLEARML_CONFIG_FILE", None)
+        else:
+            os.environ["CLEARML_CONFIG_FILE"] = saved
+    key = str(cfg.get("api.credentials.access_key", "") or "")
+    secret = str(cfg.get("api.credentials.secret_key", "") or "")
+    return (*(str(h).rstrip("/") for h in hosts), key, secret)  # type: ignore[return-value]
+
+
+# --- what the chosen examples need from the server --------------------------------------------
+
+
+def required_queues(examples: Sequence[Example], queue: str) -> dict[str, list[str]]:
+    """queue name -> the examples that need an agent on it (pure)."""
+    needed: dict[str, list[str]] = {}
+    for e in examples:
+        if e.needs_agents:
+            needed.setdefault(queue, []).append(e.name)
+        if e.needs_services:
+            needed.setdefault(SERVICES_QUEUE, []).append(e.name)
+    return needed
+
+
+def queues_without_workers(needed: Mapping[str, list[str]], queues: list[dict], workers: list[dict]) -> list[str]:
+    """The needed queue names no worker listens on, from ``queues.get_all`` and ``workers.get_all`` data (pure)."""
+    by_id = {q.get("id"): q.get("name") for q in queues}
+    served: set[str] = set()
+    for w in workers:
+        for q in w.get("queues") or []:
+            if isinstance(q, dict):
+                name = q.get("name") or by_id.get(q.get("id"))
+            else:  # a bare queue id
+                name = by_id.get(q, q)
+            if name:
+                served.add(name)
+    return [name for name in needed if name not in served]
+
+
+def preflight(config: ClientConfig, examples: Sequence[Example], queue: str) -> None:
+    """Raise with the reason when the server or a needed agent is not there."""
+    api = Api(config.api_url, config.files_url, timeout=60)
+    answer = api.ping()
+    if not answer.ok:
+        raise StackError(f"the API server at {config.api_url} does not answer: {answer.describe()}",
+                         "start it with `inv up`; `inv status` shows what is wrong")
+    needed = required_queues(examples, queue)
+    if config.credentials is None:
+        if needed:
+            ui.note("agents not checked: the client configuration holds no credentials to ask the server with")
+        return
+    login = api.login(config.credentials)
+    if not login.ok:
+        raise StackError(f"the API server refused {config.credentials.source}: {login.describe()}",
+                         "check the key and secret (Settings > Workspace in the web UI creates new ones)")
+    if not needed:
+        return
+    queues = api.call("queues.get_all", {"only_fields": ["id", "name"]})
+    workers = api.call("workers.get_all", {})
+    if not (queues.ok and workers.ok):
+        bad = queues if not queues.ok else workers
+        raise StackError(f"could not list queues and agents: {bad.describe()}", "`inv status`, `inv logs --service apiserver`")
+    missing = queues_without_workers(needed, (queues.data or {}).get("queues") or [],
+                                     (workers.data or {}).get("workers") or [])
+    if missing:
+        lines = [f"no agent listens on queue {name!r} (needed by {', '.join(needed[name])})" for name in missing]
+        fixes = []
+        if queue in missing:
+            fixes.append(f"start workers: `inv agents.up --queue {queue}`")
+        if SERVICES_QUEUE in missing:
+            fixes.append("start the services agent: CLEARML_SERVICES_AGENT=true then `inv up`")
+        fixes.append("or run only what needs no agent: `inv examples --only base_task,train_cpu`")
+        raise StackError("; ".join(lines), "; ".join(fixes))
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    example: Example
+    returncode: int
+    result: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and bool(self.result)
+
+
+def read_result(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def links(outcome: Outcome) -> list[tuple[str, str]]:
+    """(what, where) for every task an example reported (pure)."""
+    found = []
+    for task in outcome.result.get("tasks") or []:
+        where = task.get("url") or task.get("offline_folder") or task.get("id", "")
+        found.append((f"{outcome.example.name}: {task.get('role', 'task')} {task.get('name', '')}".rstrip(), where))
+    if outcome.result.get("model_url"):
+        found.append((f"{outcome.example.name}: model file", outcome.result["model_url"]))
+    return found
+
+
+def run_all(settings: Settings, examples: Sequence[Example], config: ClientConfig, queue: str, scale: int,
+            timeout: float | None = None) -> list[Outcome]:
+    """Run the examples in order through the runner; stop at the first that fails."""
+    from .runner import run
+
+    examples_dir = settings.kit_root / "examples"
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="clearml-examples-") as tmp:
+        for example in examples:
+            result_file = Path(tmp) / f"{example.name}.json"
+            ui.note(f"example {example.name}: {example.summary}")
+            res = run(argv(example, examples_dir, queue, scale, str(result_file)), env=config.env, check=False,
+                      timeout=timeout)
+            outcome = Outcome(example, res.returncode, read_result(result_file))
+            outcomes.append(outcome)
+            if not outcome.ok:
+                break
+    return outcomes

@@ -1,0 +1,66 @@
+"""Agents: `inv agents.up/down/status/bundle`."""
+
+from __future__ import annotations
+
+from .. import ui
+from .base import settings as load_settings, task
+
+
+@task(iterable=["queue"], help={
+    "replicas": "number of worker agents on this host (default: as configured, at least 1)",
+    "queue": "queue to serve; repeat for several, the first has priority (default: CLEARML_AGENT_QUEUES)",
+    "gpus": "GPUs each worker gets: all, or ids like 0,1 (needs the NVIDIA runtime in Docker)",
+    "cpu_only": "no GPUs (clears a configured CLEARML_AGENT_GPUS)",
+    "timeout": "seconds to wait for the workers to run (default: CLEARML_WAIT_TIMEOUT)",
+})
+def up(c, replicas=0, queue=None, gpus="", cpu_only=False, timeout=0):
+    """Start or rescale worker agents on this host (one compose service, N replicas)."""
+    from ..agent_stack import up as agents_up
+
+    agents_up(load_settings(), replicas=int(replicas) or None, queues=queue or (), gpus=gpus, cpu_only=cpu_only,
+              timeout=int(timeout) or None)
+
+
+@task
+def down(c):
+    """Stop and remove the worker agents; the server keeps running."""
+    from ..agent_stack import down as agents_down
+
+    agents_down(load_settings())
+
+
+@task(help={"json": "print the report as JSON (for scripts)"})
+def status(c, json=False):
+    """Show worker agents: container, state, registered worker id, queues, task."""
+    import json as json_mod
+
+    from ..agent_stack import status as agents_status, status_text
+
+    report = agents_status(load_settings())
+    ui.out(json_mod.dumps(report, indent=2) if json else status_text(report))
+
+
+@task(iterable=["queue"], help={
+    "out": "where to write the tarball (default: clearml-agents-<project>.tar.gz here)",
+    "replicas": "agents the other machine starts (default 1)",
+    "queue": "queue to serve; repeat for several (default: CLEARML_AGENT_QUEUES)",
+})
+def bundle(c, out="", replicas=1, queue=None):
+    """Write a tarball that turns another machine into worker agents of this server."""
+    from pathlib import Path
+
+    from .. import bundle as bundle_mod
+
+    settings = load_settings()
+    settings.require_installed()
+    connect = bundle_mod.connect_script(settings)
+    files = bundle_mod.render(settings, int(replicas), queue or (), connect)
+    target = Path(out or f"clearml-agents-{settings.project}.tar.gz").expanduser().resolve()
+    bundle_mod.write(target, bundle_mod.tarball(files))
+    ui.ok(f"wrote {target} (mode 0600: it holds the agent key pair)")
+    ui.note(f"on the other machine: tar xzf {target.name} && cd {bundle_mod.TOP} && cat README.md")
+    if settings.mode == "tunnel" and connect is None:
+        ui.warn("tunnel mode: the bundle has no connect.sh (the kit does not know how clients reach this host)",
+                "set CLEARML_SSH_TARGET=USER@HOST[:PORT] and run `inv agents.bundle` again, or copy the output of "
+                "`inv connect-script --target USER@HOST` into the bundle's directory")
+    ui.out(str(target))

@@ -1,0 +1,216 @@
+"""Agents, judged by the real tools: docker compose renders the agent layers and the bundle's file,
+and the real clearml-agent loads the configuration each agent container gets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+import yaml
+
+from clearml_stack.compose import find
+from clearml_stack.settings import SECRET_KEYS
+
+pytestmark = pytest.mark.contract
+
+
+@pytest.fixture
+def installed(kit):
+    kit.inv("install")
+    return kit
+
+
+def merged(kit, **env: str) -> tuple[str, dict]:
+    text = kit.inv("config", "--show-secrets", extra_env=env).stdout
+    return text, yaml.safe_load(text)
+
+
+def secrets_of(kit) -> dict[str, str]:
+    values = kit.settings().values
+    return {k: values[k] for k in SECRET_KEYS}
+
+
+def test_workers_file_does_not_grow_with_replicas(installed):
+    rendered = {}
+    for n in (1, 10, 100):
+        text, cfg = merged(installed, CLEARML_AGENT_REPLICAS=str(n))
+        assert cfg["services"]["agent"]["deploy"]["replicas"] == n
+        assert sum(1 for name in cfg["services"] if name.startswith("agent")) == 2  # agent + agent-services
+        rendered[n] = text.replace(f"replicas: {n}\n", "replicas: N\n")
+    assert rendered[1] == rendered[10] == rendered[100]
+
+
+def test_no_worker_service_until_workers_are_wanted(installed):
+    _, cfg = merged(installed)
+    assert "agent" not in cfg["services"] and "agent-services" in cfg["services"]
+    _, cfg = merged(installed, CLEARML_SERVICES_AGENT="false")
+    assert not any(name.startswith("agent") for name in cfg["services"])
+
+
+def test_services_agent_uses_the_one_services_agent_pair_and_explicit_hosts(installed):
+    _, cfg = merged(installed)
+    sa, api = cfg["services"]["agent-services"], cfg["services"]["apiserver"]
+    secrets = secrets_of(installed)
+    env = sa["environment"]
+    assert env["CLEARML_API_ACCESS_KEY"] == api["environment"]["CLEARML__secure__credentials__services_agent__user_key"] \
+        == secrets["CLEARML_AGENT_ACCESS_KEY"]
+    assert env["CLEARML_API_SECRET_KEY"] == api["environment"]["CLEARML__secure__credentials__services_agent__user_secret"] \
+        == secrets["CLEARML_AGENT_SECRET_KEY"]
+    assert (env["CLEARML_API_HOST"], env["CLEARML_WEB_HOST"], env["CLEARML_FILES_HOST"]) == \
+        ("http://apiserver:8008", "http://webserver:80", "http://fileserver:8081")
+    assert env["CLEARML_AGENT_NO_UPDATE"] == "1"
+    assert env["AGENT_MODE"] == "services" and env["AGENT_QUEUES"] == "services"
+    assert sa["depends_on"]["apiserver"]["condition"] == "service_healthy"
+    assert "entrypoint" not in sa  # no curl retry loop
+    assert any(v["source"] == "/var/run/docker.sock" for v in sa["volumes"])
+    assert not sa["image"].endswith(":latest") and sa["pull_policy"] == "never"
+    assert sa["build"]["args"]["CLEARML_AGENT_VERSION"] == "3.0.3"
+    assert env["CLEARML_AGENT_EXTRA_DOCKER_ARGS"] == f"--network {installed.project}_backend"
+
+
+def test_services_queue_and_concurrency_are_settings(installed):
+    _, cfg = merged(installed, CLEARML_SERVICES_QUEUE="svc", CLEARML_SERVICES_CONCURRENCY="3")
+    env = cfg["services"]["agent-services"]["environment"]
+    assert (env["AGENT_QUEUES"], env["AGENT_SERVICES_CONCURRENCY"]) == ("svc", "3")
+
+
+def test_agent_only_credentials_reach_only_agents(installed):
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GIT_PASS="tok3n",
+                    AWS_SECRET_ACCESS_KEY="awsS3cret")
+    for name, svc in cfg["services"].items():
+        text = json.dumps(svc)
+        if name in ("agent", "agent-services"):
+            assert "tok3n" in text and "awsS3cret" in text
+        else:
+            assert "tok3n" not in text and "awsS3cret" not in text, name
+
+
+def test_venv_workers_get_no_docker_socket_docker_workers_do(installed):
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2")
+    assert "volumes" not in cfg["services"]["agent"]
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_MODE="docker")
+    agent = cfg["services"]["agent"]
+    assert any(v["source"] == "/var/run/docker.sock" for v in agent["volumes"])
+    assert agent["environment"]["CLEARML_AGENT_DOCKER_HOST_MOUNT"].endswith("/agent/workers:/root/.clearml")
+
+
+@pytest.mark.parametrize("gpus", ["all", "0,1"])
+def test_gpus_are_a_device_reservation(installed, gpus):
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_GPUS=gpus)
+    (device,) = cfg["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["device_ids"] == [gpus]
+
+
+# --- the bundle -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bundle(installed, tmp_path):
+    out = tmp_path / "bundle.tar.gz"
+    installed.inv("agents.bundle", "--out", str(out), "--replicas", "2", "--queue", "gpu", "--queue", "default")
+    dest = tmp_path / "unpacked"
+    with tarfile.open(out) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        tar.extractall(dest, filter="tar") if sys.version_info >= (3, 12) else tar.extractall(dest)
+    return installed, out, members, dest / "clearml-agents"
+
+
+def test_bundle_compose_passes_config_on_its_own(bundle):
+    _, _, _, top = bundle
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML", "STACK_", "COMPOSE_", "AGENT_"))}
+    proc = subprocess.run([*find().argv, "config", "--format", "json"], cwd=top, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    agent = json.loads(proc.stdout)["services"]["agent"]
+    assert agent["deploy"]["replicas"] == 2
+    assert agent["network_mode"] == "host"
+    assert agent["environment"]["AGENT_QUEUES"] == "gpu default"
+    assert agent["environment"]["CLEARML_API_HOST"].startswith("http://localhost:")
+
+
+def test_bundle_holds_the_agent_pair_and_no_other_secret(bundle):
+    kit, out, members, top = bundle
+    secrets = secrets_of(kit)
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert members["clearml-agents/agent.env"].mode == 0o600
+    env_lines = [line for line in (top / "agent.env").read_text().splitlines() if line and not line.startswith("#")]
+    assert env_lines == [f"CLEARML_API_ACCESS_KEY={secrets['CLEARML_AGENT_ACCESS_KEY']}",
+                         f"CLEARML_API_SECRET_KEY={secrets['CLEARML_AGENT_SECRET_KEY']}"]
+    others = {k: v for k, v in secrets.items() if k not in ("CLEARML_AGENT_ACCESS_KEY", "CLEARML_AGENT_SECRET_KEY")}
+    assert len(others) == len(SECRET_KEYS) - 2 and all(others.values())
+    files = [p for p in top.rglob("*") if p.is_file()]
+    assert {"docker-compose.yml", "agent.env", "README.md", "Makefile", "image/Dockerfile",
+            "image/entrypoint.py"} <= {p.relative_to(top).as_posix() for p in files}
+    for path in files:
+        data = path.read_bytes()
+        for key, value in others.items():
+            assert value.encode() not in data, f"{key} leaked into {path.relative_to(top)}"
+        if path.name != "agent.env":
+            assert secrets["CLEARML_AGENT_SECRET_KEY"].encode() not in data, path
+
+
+def test_bundle_readme_and_makefile_carry_the_commands(bundle):
+    _, _, _, top = bundle
+    readme = (top / "README.md").read_text()
+    assert "docker compose up -d" in readme and "./connect.sh" in readme
+    proc = subprocess.run(["make", "-n", "up"], cwd=top, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "docker compose up -d" in proc.stdout and "connect.sh" in proc.stdout
+
+
+def test_tunnel_bundle_carries_the_generated_connect_script(installed, tmp_path):
+    from clearml_stack.clients import parse_target
+    from clearml_stack.render.connect_script import render_connect_script
+
+    installed.env["CLEARML_SSH_TARGET"] = "ops@gpu-gateway.example.com:2222"
+    out = tmp_path / "bundle.tar.gz"
+    installed.inv("agents.bundle", "--out", str(out))
+    with tarfile.open(out) as tar:
+        member = tar.getmember("clearml-agents/connect.sh")
+        script = tar.extractfile(member).read().decode()
+    assert member.mode == 0o755
+    assert script == render_connect_script(installed.settings(), parse_target("ops@gpu-gateway.example.com:2222"))
+
+
+def test_tunnel_bundle_without_a_known_target_says_how_to_add_the_script(bundle):
+    kit, out, members, top = bundle
+    assert "clearml-agents/connect.sh" not in members
+    assert "inv connect-script" in (top / "README.md").read_text()
+
+
+# --- the real clearml-agent loads what each container gets -------------------------------------
+
+
+def agent_view(env: dict[str, str], home) -> dict:
+    code = ("import json; from clearml_agent.session import Session; c = Session(only_load_config=True).config; "
+            "print(json.dumps({k: c.get(k, None) for k in ('api.api_server', 'api.web_server', 'api.files_server',"
+            " 'api.credentials.access_key', 'api.credentials.secret_key', 'agent.worker_id')}))")
+    full = {"PATH": os.environ["PATH"], "HOME": str(home), **{k: str(v) for k, v in env.items()}}
+    proc = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_real_clearml_agent_resolves_hosts_and_credentials_of_each_agent(installed, tmp_path, bundle):
+    secrets = secrets_of(installed)
+    pair = (secrets["CLEARML_AGENT_ACCESS_KEY"], secrets["CLEARML_AGENT_SECRET_KEY"])
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1")
+    for name in ("agent", "agent-services"):
+        view = agent_view(cfg["services"][name]["environment"], tmp_path)
+        assert (view["api.api_server"], view["api.web_server"], view["api.files_server"]) == \
+            ("http://apiserver:8008", "http://webserver:80", "http://fileserver:8081"), name
+        assert (view["api.credentials.access_key"], view["api.credentials.secret_key"]) == pair, name
+    assert agent_view(cfg["services"]["agent-services"]["environment"], tmp_path)["agent.worker_id"] == \
+        "clearml-services"
+    _, _, _, top = bundle
+    proc = subprocess.run([*find().argv, "config", "--format", "json"], cwd=top, capture_output=True, text=True)
+    env = json.loads(proc.stdout)["services"]["agent"]["environment"]
+    view = agent_view(env, tmp_path)
+    settings = installed.settings()
+    assert view["api.api_server"] == f"http://localhost:{settings.port('api')}"
+    assert view["api.files_server"] == f"http://localhost:{settings.port('files')}"
+    assert (view["api.credentials.access_key"], view["api.credentials.secret_key"]) == pair

@@ -1,0 +1,137 @@
+"""`inv examples` decisions: which examples, their command lines, the client configuration, the agent check."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+
+from clearml_stack import examples as ex
+from clearml_stack.apiclient import Credentials
+from clearml_stack.errors import StackError
+from clearml_stack.settings import KIT_ROOT, load
+from tests.unit.fake_api import FakeServer
+
+AGENT = {"CLEARML_AGENT_ACCESS_KEY": "AGENTKEY0123456789AB", "CLEARML_AGENT_SECRET_KEY": "agentsecret0123456789abcdefghijkl"}
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load({"CLEARML_ENV_FILE": str(tmp_path / ".env"), "CLEARML_API_PORT": "18008",
+                 "CLEARML_FILES_PORT": "18081", "CLEARML_WEB_PORT": "18080", **AGENT})
+
+
+def test_select_keeps_dependency_order_and_refuses_unknown_names():
+    assert [e.name for e in ex.select("")] == ["base_task", "train_cpu", "pipeline_from_task", "pipeline_of_pipelines"]
+    assert [e.name for e in ex.select("pipeline_of_pipelines, base_task")] == ["base_task", "pipeline_of_pipelines"]
+    with pytest.raises(StackError, match="no example named 'nope'"):
+        ex.select("base_task,nope")
+
+
+def test_every_example_script_exists_with_a_docstring_naming_its_queue():
+    for e in ex.EXAMPLES:
+        path = KIT_ROOT / "examples" / e.script
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert doc and "Queue" in doc and "What it shows" in doc, e.script
+
+
+def test_argv_passes_queue_and_scale_only_where_they_mean_something():
+    d = Path("/kit/examples")
+    base = ex.argv(ex.BY_NAME["base_task"], d, "gpu", 5, "/tmp/r.json", python="py")
+    assert base == ["py", "/kit/examples/base_task.py", "--result-file", "/tmp/r.json"]
+    fan = ex.argv(ex.BY_NAME["pipeline_of_pipelines"], d, "gpu", 5, "/tmp/r.json", python="py")
+    assert fan[fan.index("--queue") + 1] == "gpu" and fan[fan.index("--runs") + 1] == "5"
+    assert fan[fan.index("--child-queue") + 1] == "services"
+
+
+def test_client_environment_from_settings_uses_the_kits_key_and_all_three_hosts(settings):
+    cfg = ex.client_environment(settings, environ={})
+    assert cfg.env["CLEARML_API_HOST"] == "http://localhost:18008"
+    assert cfg.env["CLEARML_WEB_HOST"] == "http://localhost:18080"
+    assert cfg.env["CLEARML_FILES_HOST"] == "http://localhost:18081"
+    assert cfg.env["CLEARML_API_ACCESS_KEY"] == AGENT["CLEARML_AGENT_ACCESS_KEY"]
+    assert "services-agent" in cfg.source and AGENT["CLEARML_AGENT_SECRET_KEY"] not in cfg.source
+
+
+SDK_PARSER_NOISE = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's bundled pyhocon on new pyparsing
+
+
+@SDK_PARSER_NOISE
+def test_client_environment_prefers_the_users_key_then_a_config_file(settings, tmp_path):
+    cfg = ex.client_environment(settings, environ={"CLEARML_API_ACCESS_KEY": "MINE", "CLEARML_API_SECRET_KEY": "S"})
+    assert cfg.env["CLEARML_API_ACCESS_KEY"] == "MINE" and cfg.credentials.key == "MINE"
+    conf = tmp_path / "clearml.conf"
+    conf.write_text('api {\n  web_server: "http://web.example:1"\n  api_server: "http://api.example:2"\n'
+                    '  files_server: "http://files.example:3"\n'
+                    '  credentials { "access_key" = "FILEKEY", "secret_key" = "FILESECRET" }\n}\n')
+    cfg = ex.client_environment(settings, environ={"CLEARML_CONFIG_FILE": str(conf), "CLEARML_API_ACCESS_KEY": "MINE",
+                                                   "CLEARML_API_SECRET_KEY": "S"})
+    # the SDK reads the file itself (nothing overridden); the checks use what it holds
+    assert "CLEARML_API_ACCESS_KEY" not in cfg.env and str(conf) in cfg.source
+    assert (cfg.api_url, cfg.web_url, cfg.files_url) == ("http://api.example:2", "http://web.example:1",
+                                                         "http://files.example:3")
+    assert cfg.credentials.key == "FILEKEY" and cfg.credentials.secret == "FILESECRET"
+    with pytest.raises(StackError, match="does not exist"):
+        ex.client_environment(settings, environ={"CLEARML_CONFIG_FILE": str(tmp_path / "missing.conf")})
+
+
+@SDK_PARSER_NOISE
+def test_a_broken_config_file_is_reported_by_the_sdk(settings, tmp_path, monkeypatch):
+    conf = tmp_path / "clearml.conf"
+    conf.write_text("api {\n  api_server: \n")
+    monkeypatch.setenv("CLEARML_CONFIG_FILE", "/somewhere/else.conf")
+    with pytest.raises(StackError, match="the ClearML SDK cannot read .*clearml.conf.*Failed parsing"):
+        ex.client_environment(settings, environ={"CLEARML_CONFIG_FILE": str(conf)})
+    assert os.environ["CLEARML_CONFIG_FILE"] == "/somewhere/else.conf"  # put back as it was
+
+
+def test_offline_and_output_uri(settings):
+    cfg = ex.client_environment(settings, environ={}, offline=True, output_uri="s3://bucket/x")
+    assert cfg.env == {"CLEARML_OFFLINE_MODE": "1", "CLEARML_DEFAULT_OUTPUT_URI": "s3://bucket/x"}
+
+
+def test_required_queues_and_which_have_no_worker():
+    needed = ex.required_queues(ex.select(""), "gpu")
+    assert needed == {"gpu": ["pipeline_from_task", "pipeline_of_pipelines"], "services": ["pipeline_of_pipelines"]}
+    assert ex.required_queues(ex.select("base_task,train_cpu"), "gpu") == {}
+    queues = [{"id": "q1", "name": "gpu"}, {"id": "q2", "name": "services"}]
+    assert ex.queues_without_workers(needed, queues, []) == ["gpu", "services"]
+    assert ex.queues_without_workers(needed, queues, [{"id": "w", "queues": [{"id": "q2"}]}]) == ["gpu"]
+    assert ex.queues_without_workers(needed, queues, [{"id": "w", "queues": ["q1", {"name": "services"}]}]) == []
+
+
+def _config(server: FakeServer, key="alice", secret="pw") -> ex.ClientConfig:
+    return ex.ClientConfig({}, server.url, "http://web", server.url, Credentials(key, secret, "web user alice"), "")
+
+
+def test_preflight_names_the_queue_without_agents_and_the_fix():
+    with FakeServer({"alice": "pw"}) as server:
+        with pytest.raises(StackError) as err:
+            ex.preflight(_config(server), ex.select(""), "default")
+        assert "no agent listens on queue 'default' (needed by pipeline_from_task, pipeline_of_pipelines)" in err.value.message
+        assert "no agent listens on queue 'services'" in err.value.message
+        assert "inv agents.up --queue default" in err.value.fix
+        server.workers = [{"id": "w1", "queues": [{"id": "q1", "name": "default"}]},
+                          {"id": "w2", "queues": [{"id": "q2", "name": "services"}]}]
+        ex.preflight(_config(server), ex.select(""), "default")  # both served: no error
+        ex.preflight(_config(server), ex.select("base_task"), "nobody-listens")  # needs no agent
+
+
+def test_preflight_reports_refused_credentials_and_a_missing_server():
+    with FakeServer({"alice": "pw"}) as server:
+        with pytest.raises(StackError, match="refused web user alice: HTTP 401"):
+            ex.preflight(_config(server, secret="wrong"), ex.select("base_task"), "default")
+        url = server.url
+    with pytest.raises(StackError, match="does not answer: no answer"):
+        ex.preflight(ex.ClientConfig({}, url, "", url, None, ""), ex.select("base_task"), "default")
+
+
+def test_links_list_every_reported_task():
+    outcome = ex.Outcome(ex.BY_NAME["pipeline_from_task"], 0, {
+        "tasks": [{"role": "pipeline", "name": "p", "url": "http://web/p"}, {"role": "step train", "name": "train",
+                                                                              "id": "t1"}]})
+    assert ex.links(outcome) == [("pipeline_from_task: pipeline p", "http://web/p"),
+                                 ("pipeline_from_task: step train train", "t1")]
+    assert not ex.Outcome(ex.BY_NAME["base_task"], 0, {}).ok  # ran but reported nothing
