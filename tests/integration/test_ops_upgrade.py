@@ -17,7 +17,7 @@ import pytest
 
 from clearml_stack.envfile import parse_env, set_values
 from tests.integration.ops_helpers import add_user, mongo_get, mongo_put, states
-from tests.kit import free_port, new_kit
+from tests.conftest import remove_project, stand_in_kit
 
 pytestmark = pytest.mark.integration
 
@@ -49,22 +49,19 @@ def upgrade_kit(tmp_path, test_images):
              release("90.3.0", "8.0", "6.0")]  # the last one is broken on purpose
     extra = tmp_path / "test-releases.json"
     extra.write_text(json.dumps(table))
-    kit = new_kit(
-        tmp_path,
-        CLEARML_EXTRA_RELEASES=str(extra),
+    kit = stand_in_kit(tmp_path, test_images)
+    kit.env.update(
+        CLEARML_EXTRA_RELEASES=str(extra), CLEARML_WAIT_TIMEOUT="90",
         # names without tags: each release's tags apply, as with a private mirror
         CLEARML_SERVER_IMAGE=server_repo, MONGO_IMAGE=mongo_repo, ELASTIC_IMAGE=es_repo, REDIS_IMAGE=redis_repo,
-        CLEARML_WEB_PORT=str(free_port()), CLEARML_API_PORT=str(free_port()), CLEARML_FILES_PORT=str(free_port()),
-        CLEARML_ES_HEAP="256m", CLEARML_HEALTHCHECK_INTERVAL="1s", CLEARML_WAIT_TIMEOUT="90",
-        CLEARML_SERVICES_AGENT="false",
     )
     kit.inv("install")
     kit.env_file.write_text(set_values(kit.env_file.read_text(), {"CLEARML_SERVER_VERSION": "90.0.0"}))
     add_user(kit)
-    yield kit
-    from tests.conftest import remove_project
-
-    remove_project(kit)
+    try:
+        yield kit
+    finally:
+        remove_project(kit)
 
 
 def recorded(kit) -> str:
