@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INV := $(BIN)/inv
 
 .DEFAULT_GOAL := help
-.PHONY: help up install down restart status logs doctor config users test test-images unit lint smoke examples
+.PHONY: help up install down restart status logs doctor backup config users test test-images unit lint smoke examples
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z0-9_.-]*:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ status: $(VENV)/.installed ## state, health and ports of every service
 
 logs: $(VENV)/.installed ## recent logs of every service
 	$(INV) logs
+
+doctor: $(VENV)/.installed ## check the host and the stack; exits non-zero on any failure
+	$(INV) doctor
+
+backup: $(VENV)/.installed ## consistent backup of data, config, settings and users (stops the stack briefly)
+	$(INV) backup
 
 config: $(VENV)/.installed ## the merged compose file (secrets masked)
 	$(INV) config

@@ -10,12 +10,48 @@ from .errors import StackError
 from .runner import run
 
 MAX_MAP_COUNT_PATH = Path("/proc/sys/vm/max_map_count")
+MAX_MAP_COUNT_ENV = "CLEARML_PROC_MAX_MAP_COUNT"  # another file to read it from (tests, containers)
+
+
+def max_map_count_path() -> Path:
+    return Path(os.environ.get(MAX_MAP_COUNT_ENV) or MAX_MAP_COUNT_PATH)
 
 
 def max_map_count() -> int | None:
     try:
-        return int(MAX_MAP_COUNT_PATH.read_text().strip())
+        return int(max_map_count_path().read_text().strip())
     except (OSError, ValueError):
+        return None
+
+
+def mem_total() -> int | None:
+    """Total RAM in bytes from /proc/meminfo, or None when unreadable."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def disk_usage(path: Path) -> tuple[int, int] | None:
+    """(free, total) bytes of the filesystem holding ``path`` (or its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
+
+def owner(path: Path) -> int | None:
+    """The uid owning ``path``, or None when it does not exist."""
+    try:
+        return Path(path).lstat().st_uid
+    except OSError:
         return None
 
 

@@ -139,6 +139,8 @@ SETTINGS: tuple[Setting, ...] = (
             "set a writable directory, e.g. ./data or /opt/clearml"),
     Setting("CLEARML_USERS_FILE", "users.json", "Web login users file (bcrypt hashes only, mode 0600)", _path,
             "set a file path, e.g. users.json"),
+    Setting("CLEARML_BACKUP_DIR", "backups", "Where `inv backup` writes archives (relative: beside this file)",
+            _path, "set a directory outside the data directory, e.g. backups or /var/backups/clearml"),
     Setting("COMPOSE_PROJECT_NAME", "clearml", "Compose project name (prefix of containers and networks)",
             _regex(r"[a-z0-9][a-z0-9_-]*", "must be lowercase letters, digits, '-' or '_'"),
             "use a name like clearml"),

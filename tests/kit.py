@@ -49,7 +49,11 @@ class Kit:
         return self.env["COMPOSE_PROJECT_NAME"]
 
     def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return {**clean_environ(), "CLEARML_ENV_FILE": str(self.env_file), "NO_COLOR": "1",
+        # the kernel setting is read from, and `inv doctor --fix` writes to, files of this kit: a test
+        # run as root never changes the host's vm.max_map_count or /etc/sysctl.d (tests may override)
+        host_guard = {"CLEARML_PROC_MAX_MAP_COUNT": str(self.dir / ".test-max_map_count"),
+                      "CLEARML_SYSCTL_FILE": str(self.dir / ".test-sysctl.d" / "99-clearml.conf")}
+        return {**clean_environ(), **host_guard, "CLEARML_ENV_FILE": str(self.env_file), "NO_COLOR": "1",
                 **self.env, **(extra or {})}
 
     def inv(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 600,

@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import agents, clients, examples, k8s, keys, security, setup, stack, tls, tunnel, users
+from . import agents, clients, examples, k8s, keys, lightning, ops, setup, stack, tls, tunnel, users
 
 ns = Collection(
     setup.install,
@@ -19,10 +19,17 @@ ns = Collection(
     examples.smoke,
     examples.examples,
     keys.keys,
-    security.doctor,  # the security audit; the full doctor (host checks) extends it
+    # operations: doctor (host checks and the security audit), backups, upgrades
+    ops.doctor,
+    ops.backup,
+    ops.restore,
+    ops.upgrade,
+    ops.fresh,
+    ops.repair,
 )
 ns.add_collection(Collection.from_module(users, name="users"))
 ns.add_collection(Collection.from_module(agents, name="agents"))
 ns.add_collection(Collection.from_module(k8s, name="k8s"))
 ns.add_collection(Collection.from_module(tls, name="tls"))
 ns.add_collection(Collection.from_module(tunnel, name="tunnel"))
+ns.add_collection(Collection.from_module(lightning, name="lightning"))

@@ -41,6 +41,7 @@ def install(c, mode="", domain="", tls="", self_signed=False, tls_cert="", tls_k
         _offer_first_user(settings)
     if not report.lines and not user:
         ui.ok(f"nothing to do: {settings.env_file}, the data layout and the config are up to date")
+    _lightning_hooks(settings)
     if not _has_users(settings):
         ui.note("no web login user yet: `inv users.add NAME` before `inv up` (the server would be open otherwise)")
 
@@ -115,3 +116,13 @@ def access_updates(mode: str = "", domain: str = "", tls: str = "", self_signed:
         ui.note(f"{key}={value}" + (" (the default on this Lightning Studio; --domain/--tls choose another)"
                                     if on_studio else ""))
     return {**updates, **found}
+
+
+def _lightning_hooks(settings) -> None:
+    from ..lightning import after_install
+
+    done, notes = after_install(settings)
+    for line in done:
+        ui.ok(line)
+    for line in notes:
+        ui.note(line)

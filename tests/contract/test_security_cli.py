@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -28,7 +29,14 @@ def template(tmp_path_factory) -> Kit:
 @pytest.fixture
 def installed(template: Kit, tmp_path) -> Kit:
     shutil.copytree(template.dir, tmp_path, dirs_exist_ok=True, symlinks=True)
-    return new_kit(tmp_path)
+    if os.geteuid() == 0:  # copytree keeps modes, not owners: give each copy its original's owner back
+        for src in template.dir.rglob("*"):
+            st = src.lstat()
+            os.lchown(tmp_path / src.relative_to(template.dir), st.st_uid, st.st_gid)
+    kit = new_kit(tmp_path)
+    # the kit's stand-in for /proc/sys/vm/max_map_count (tests never read or change the host's): a good host
+    (kit.dir / ".test-max_map_count").write_text("524288\n")
+    return kit
 
 
 def snapshot(kit: Kit) -> dict[str, tuple[bytes, int]]:

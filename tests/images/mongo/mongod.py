@@ -16,6 +16,12 @@ default 7.0, major.minor kept). At start a stand-in of version V opens data writ
 release just before V in HOPS and rewrites the file to V (one clean start per hop, as with the real
 feature compatibility version); anything else (a skipped hop, or a downgrade) exits 62.
 ``STANDIN_SKIP_VERSION_CHECK=1`` turns the rule off.
+
+Repair (for the kit's ``inv repair``, from the original project's "mongod --repair on the data
+directory"): a record file that is not valid JSON stands for corrupted data files. A normal start
+refuses such data (logs that ``--repair`` is needed, exits 100, as mongod does on corruption);
+``mongod --repair --dbpath /data/db`` applies the same version rule, discards the unreadable records
+and leftover temp files, empties ``mongod.lock``, logs what it did and exits 0 without serving.
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     it = iter(argv)
     for arg in it:
         key, eq, value = arg.lstrip("-").partition("=")
-        if key in ("dbpath", "port", "bind_ip", "setParameter"):
+        if key == "repair":
+            opts["repair"] = True
+        elif key in ("dbpath", "port", "bind_ip", "setParameter"):
             value = value if eq else next(it, "")
             if key == "setParameter":
                 opts[key].append(value)
@@ -100,6 +108,31 @@ def check_version(db: Path, version: str) -> None:
         if data != own:
             log(f"data version {data} -> {own}")
     durable_write(marker, f"{own}\n".encode())
+
+
+def corrupt_records(db: Path) -> list[Path]:
+    """Record files that do not parse: what the stand-in treats as corrupted data files."""
+    bad = []
+    for path in sorted(db.glob("*/*.json")):
+        try:
+            json.loads(path.read_bytes())
+        except ValueError:
+            bad.append(path)
+    return bad
+
+
+def repair(db: Path) -> int:
+    bad = corrupt_records(db)
+    for path in bad:
+        log(f"repair: discarding unreadable record {path.relative_to(db)}")
+        path.unlink()
+    leftovers = [p for p in db.glob("*/.*") if p.is_file()]
+    for path in leftovers:
+        path.unlink()
+    kept = len(list(db.glob("*/*.json")))
+    durable_write(db / "mongod.lock", b"")
+    log(f"repair: done, {kept} records kept, {len(bad)} discarded, {len(leftovers)} temp files removed")
+    return 0
 
 
 def drop_privileges(paths: list[Path]) -> None:
@@ -190,6 +223,13 @@ def main(argv: list[str]) -> int:
     version = os.environ.get("STANDIN_VERSION", "7.0")
     try:
         check_version(db, version)
+        if opts.get("repair"):
+            return repair(db)
+        bad = corrupt_records(db)
+        if bad:
+            log(f"data files are corrupt ({', '.join(str(p.relative_to(db)) for p in bad)}); "
+                "start mongod with --repair")
+            return 100
         durable_write(db / "mongod.lock", f"{os.getpid()}\n".encode())
     except PermissionError as exc:
         log(f"cannot write to {db}: {exc}")
