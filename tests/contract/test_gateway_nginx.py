@@ -20,12 +20,23 @@ UPSTREAMS = ("webserver", "apiserver", "fileserver")
 
 
 def nginx_t(image: str, data_dir: Path) -> subprocess.CompletedProcess:
-    argv = ["docker", "run", "--rm", "--network", "none",
-            *(f"--add-host={name}:127.0.0.1" for name in UPSTREAMS),
-            "-v", f"{data_dir / 'nginx' / 'conf.d'}:/etc/nginx/conf.d:ro",
-            "-v", f"{data_dir / 'nginx' / 'tls'}:/etc/nginx/tls:ro",
-            image, "nginx", "-t"]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    """`nginx -t` in a throwaway container (testcontainers), mounted as the compose layer mounts it."""
+    from testcontainers.core.container import DockerContainer
+
+    container = (
+        DockerContainer(image)
+        .with_command("nginx -t")
+        .with_volume_mapping(str(data_dir / "nginx" / "conf.d"), "/etc/nginx/conf.d", "ro")
+        .with_volume_mapping(str(data_dir / "nginx" / "tls"), "/etc/nginx/tls", "ro")
+        .with_kwargs(network_mode="none", extra_hosts={name: "127.0.0.1" for name in UPSTREAMS})
+    )
+    container.start()
+    try:
+        code = container.get_wrapped_container().wait(timeout=120)["StatusCode"]
+        out, err = container.get_logs()
+    finally:
+        container.stop()
+    return subprocess.CompletedProcess(["nginx", "-t"], code, out.decode(), err.decode())
 
 
 def provided_files(tmp_path: Path, domain: str) -> list[str]:
