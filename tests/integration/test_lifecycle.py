@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from clearml_stack.envfile import parse_env
+from clearml_stack.public_defaults import bad_values
 from tests.conftest import remove_project, stand_in_kit
 from tests.http import download, login, request, token_of, upload
 from tests.kit import Kit
@@ -102,3 +103,18 @@ def test_second_install_changes_nothing_and_containers_see_generated_secrets(run
     assert secure["credentials"]["fileserver"]["user_key"] == values["CLEARML_FILESERVER_KEY"]
     assert secure["credentials"]["services_agent"]["user_key"] == values["CLEARML_AGENT_ACCESS_KEY"]
     assert effective["apiserver"]["auth"]["fixed_users"]["enabled"] is True
+    leaves = list(flatten(effective))
+    assert len(leaves) > 20
+    assert bad_values(leaves) == [], "a public default is in effect in the running server"
+
+
+def flatten(tree, prefix: str = ""):
+    """(dotted path, value) for every leaf of a nested config dict."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from flatten(value, f"{prefix}{key}.")
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from flatten(value, f"{prefix}{i}.")
+    else:
+        yield prefix.rstrip("."), tree
