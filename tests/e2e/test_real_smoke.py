@@ -27,14 +27,24 @@ def real_images(tmp_path) -> list[str]:
     return [defaults.image(name) for name in ("server", "mongo", "elastic", "redis")]
 
 
+def present_or_pulled(image: str) -> bool:
+    """The image is in the engine, or a pull of it succeeds now."""
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
+        return True
+    try:
+        return subprocess.run(["docker", "pull", image], capture_output=True, timeout=900).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
 @pytest.fixture(scope="module")
 def real_stack(tmp_path_factory, docker_engine):
     base = tmp_path_factory.mktemp("real")
     images = real_images(base)
-    missing = [i for i in images if subprocess.run(["docker", "image", "inspect", i], capture_output=True).returncode]
+    missing = [i for i in images if not present_or_pulled(i)]
     if missing:
-        pytest.skip(f"real images not in the local engine: {', '.join(missing)} (pull or `docker load` them to run "
-                    "this suite)")
+        pytest.skip(f"real_images suite: {', '.join(missing)} not in the local engine and cannot be pulled here "
+                    "(pull or `docker load` them to run this suite)")
     kit = new_kit(base, CLEARML_WEB_PORT=str(free_port()), CLEARML_API_PORT=str(free_port()),
                   CLEARML_FILES_PORT=str(free_port()), CLEARML_WAIT_TIMEOUT="600", CLEARML_SERVICES_AGENT="false")
     try:
