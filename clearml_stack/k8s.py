@@ -7,13 +7,12 @@ restore steps for the charts' volumes; it never talks to a cluster.
 
 from __future__ import annotations
 
-import importlib
 import os
 import shlex
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from .errors import StackError
 from .fsutil import atomic_write
@@ -91,11 +90,6 @@ def write_values(settings: Settings, options: helm.K8sOptions, out_dir: Path | N
 
 # --- export-data ------------------------------------------------------------------------------
 
-#: Integration point with the operations work (`inv backup`): the module and function that make a
-#: consistent backup archive of this deployment and return its path. Called as FUNCTION(settings).
-OPS_BACKUP_MODULE = "clearml_stack.backup"
-OPS_BACKUP_FUNCTION = "create_backup"
-
 #: where the official host layout keeps each store under the data directory (kept by the kit)
 FILESERVER_DIR = "data/fileserver"
 MONGO_DIR = "data/mongo_4/db"
@@ -114,25 +108,11 @@ BUNDLED_ELASTIC = "Elasticsearch 7.17 (elastic chart 7.17.3)"
 HELPER_IMAGE = "busybox:1.36.1"
 
 
-def make_backup_archive(settings: Settings,
-                        importer: Callable[[str], Any] = importlib.import_module) -> Path:
-    """A fresh backup archive from the operations work's backup function (see :data:`OPS_BACKUP_MODULE`)."""
-    try:
-        module = importer(OPS_BACKUP_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != OPS_BACKUP_MODULE:
-            raise
-        module = None
-    create = getattr(module, OPS_BACKUP_FUNCTION, None)
-    if create is None:
-        data = shlex.quote(str(settings.data_dir))
-        raise StackError(
-            f"this version of the kit has no backup function ({OPS_BACKUP_MODULE}.{OPS_BACKUP_FUNCTION}, "
-            "behind `inv backup`), so `inv k8s.export-data` cannot make the archive itself",
-            "make one with the stack stopped and pass it with --archive FILE: `inv down`, "
-            f"`tar -C {data} -czf clearml-backup.tar.gz data config`, `inv up`",
-        )
-    return Path(create(settings))
+def make_backup_archive(settings: Settings) -> Path:
+    """A fresh, consistent backup archive of this deployment (what `inv backup` makes)."""
+    from .backup import create_backup
+
+    return Path(create_backup(settings))
 
 
 @dataclass(frozen=True)
@@ -240,7 +220,7 @@ def restore_steps(settings: Settings, archive: Path, layout: ArchiveLayout, pod_
         lines += [
             "4. MongoDB (projects, tasks, models, queues): the archive holds data files of "
             f"{mongo_image}, which only a",
-            f"   mongod of that version opens. Dump them on this host with that image, then restore into the",
+            "   mongod of that version opens. Dump them on this host with that image, then restore into the",
             f"   chart's {BUNDLED_MONGO}; a logical restore across versions the kit has not verified:",
             "   " + shlex.join(["docker", "run", "-d", "--name", "clearml-export-mongo", "-v", f"{src}:/data/db",
                                 mongo_image]),

@@ -144,8 +144,8 @@ def client_config(c, out="", access_key="", secret_key="", credentials_stdin=Fal
     ui.ok(f"wrote {path} (mode 0600) for access mode {settings.mode}")
     ui.say(f"   web_server {found.web}\n   api_server {found.api}\n   files_server {found.files}"
            + (f" (reached at {found.files_local} through the tunnel)" if found.substitution else ""))
-    ui.note(f"copy it to the client as ~/clearml.conf (or point CLEARML_CONFIG_FILE at it); "
-            f"it holds your credentials: keep it private")
+    ui.note("copy it to the client as ~/clearml.conf (or point CLEARML_CONFIG_FILE at it); "
+            "it holds your credentials: keep it private")
 
 
 @task

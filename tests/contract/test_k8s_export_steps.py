@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import tarfile
-from pathlib import Path
 
 import pytest
 

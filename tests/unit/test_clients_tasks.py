@@ -67,7 +67,7 @@ def test_client_config_writes_0600_and_never_overwrites_without_force(kit):
     text = out.read_text()
     assert f'"access_key" = "{ACCESS}"' in text and f'"secret_key" = "{SECRET}"' in text
     assert SECRET not in proc.stdout + proc.stderr
-    again = kit.inv("client-config", "--credentials-stdin", input=f"OTHERKEY1234 OTHERSECRET1234", check=False)
+    again = kit.inv("client-config", "--credentials-stdin", input="OTHERKEY1234 OTHERSECRET1234", check=False)
     assert again.returncode != 0 and "already exists" in again.stderr and "--force" in again.stderr
     assert out.read_text() == text
     kit.inv("client-config", "--credentials-stdin", "--force", input="OTHERKEY1234 OTHERSECRET1234")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import types
 from pathlib import Path
 
 import pytest
@@ -92,31 +91,16 @@ def test_the_helper_pod_mounts_the_charts_fileserver_claim(tmp_path):
     assert (mount["name"], mount["mountPath"]) == (pod["spec"]["volumes"][0]["name"], "/mnt/fileserver")
 
 
-def test_without_the_ops_backup_the_export_says_so_and_how_to_go_on(tmp_path):
-    settings = make_settings(tmp_path)
-
-    def importer(name):
-        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-    with pytest.raises(StackError) as err:
-        k8s.make_backup_archive(settings, importer=importer)
-    assert "clearml_stack.backup.create_backup" in err.value.message and "--archive" in err.value.fix
-    with pytest.raises(StackError, match="no backup function"):
-        k8s.make_backup_archive(settings, importer=lambda name: types.SimpleNamespace())
-
-
-def test_with_the_ops_backup_the_export_uses_its_archive(tmp_path):
+def test_without_an_archive_the_export_makes_one_with_the_backup_function(tmp_path):
     settings = make_settings(tmp_path)
     archive = make_archive(tmp_path / "made.tar.gz", FULL)
     calls = []
 
-    def create_backup(s):
+    def make(s):
         calls.append(s)
-        return str(archive)
+        return archive
 
-    module = types.SimpleNamespace(create_backup=create_backup)
-    result = k8s.export_data(settings, out_dir=tmp_path / "out",
-                             make_archive=lambda s: k8s.make_backup_archive(s, importer=lambda name: module))
+    result = k8s.export_data(settings, out_dir=tmp_path / "out", make_archive=make)
     assert calls == [settings] and result.archive == archive
     assert yaml.safe_load(result.pod_file.read_text()) == k8s.restore_pod_manifest(settings)
 
@@ -130,11 +114,3 @@ def test_the_task_prints_the_steps_for_a_given_archive(kit):
     settings = kit.settings()
     for key in ("CLEARML_APISERVER_SECRET", "CLEARML_FILESERVER_SECRET", "CLEARML_AGENT_SECRET_KEY"):
         assert settings.secret(key) not in proc.stdout + proc.stderr
-
-
-def test_the_backup_function_export_data_looks_up_exists():
-    """The operations work provides it (the CLI path runs in tests/integration/test_ops_doctor.py)."""
-    import importlib
-
-    create = getattr(importlib.import_module(k8s.OPS_BACKUP_MODULE), k8s.OPS_BACKUP_FUNCTION)
-    assert callable(create)
