@@ -56,25 +56,38 @@ def check_display_name(name: str) -> None:
         )
 
 
-def check_password(password: str) -> None:
-    """1 to 72 bytes of printable ASCII; quotes, `$`, `#` and backslashes are fine (only the hash is stored).
+#: characters refused in passwords: quotes, backticks, `$` and backslashes mean something to every shell,
+#: .env file and config format a password may be typed into, so a password holding one is easily
+#: mangled on its way to the login form or a script (the kit itself stores only the hash)
+REFUSED_PASSWORD_CHARS = "'\"`$\\"
 
-    The value is never shown in a message. Non-ASCII is refused because the server decodes HTTP Basic
-    credentials as latin-1 and then hashes the UTF-8 of that: a client sending UTF-8 (curl, most
-    scripts) never logs in, and characters beyond latin-1 cannot be sent by the SDK or the web UI at all.
+
+def check_password(password: str) -> None:
+    """1 to 72 bytes of printable ASCII without quotes, backticks, `$` or backslashes.
+
+    The value is never shown in a message, only what is wrong with it. Non-ASCII is refused because the
+    server decodes HTTP Basic credentials as latin-1 and then hashes the UTF-8 of that: a client sending
+    UTF-8 (curl, most scripts) never logs in, and characters beyond latin-1 cannot be sent by the SDK or
+    the web UI at all.
     """
     if password == "":
         raise StackError("the password is empty", f"give a password of 1 to {MAX_PASSWORD_BYTES} characters")
     for pos, ch in enumerate(password, 1):
         if ch in "\n\r":
             raise StackError("the password contains a line break", "use a single-line password")
+        if ch in REFUSED_PASSWORD_CHARS:
+            raise StackError(
+                f"the password contains {ch!r} (character {pos}); quotes, backticks, $ and backslashes are refused "
+                "because shells, .env files and config formats change them on the way to a login",
+                "use letters, digits, spaces and other punctuation (e.g. ! # % & * + - . : ; = ? @ _ ~)",
+            )
         if not " " <= ch <= "~":
             what = "a control character" if ch.isascii() or unicodedata.category(ch)[0] == "C" else \
                 "a non-ASCII character"
             raise StackError(
                 f"the password contains {what} (character {pos}); the server reads login passwords as latin-1, "
                 "so only ASCII ones work from every client",
-                "use printable ASCII: letters, digits, spaces and punctuation (quotes, $, # and \\ are fine)",
+                "use letters, digits, spaces and other punctuation (e.g. ! # % & * + - . : ; = ? @ _ ~)",
             )
     size = len(password.encode("utf-8"))
     if size > MAX_PASSWORD_BYTES:

@@ -19,7 +19,7 @@ from tests.kit import free_port, new_kit
 
 pytestmark = pytest.mark.real_images
 
-PASSWORD = "e2e pass $word"
+PASSWORD = "e2e pass #word!"
 
 
 def real_images(tmp_path) -> list[str]:

@@ -19,7 +19,7 @@ from tests.kit import Kit
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = 'pa$$ "word" #1 \\ `x`'  # every ASCII troublemaker; non-ASCII is refused (latin-1 login)
+PASSWORD = "pass #1 ;:{word} %s & ~"  # punctuation that is accepted (quotes, $, \\ and non-ASCII are refused)
 SERVICES = {"apiserver", "fileserver", "webserver", "async_delete", "mongo", "elasticsearch", "redis"}
 
 

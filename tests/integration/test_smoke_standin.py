@@ -16,7 +16,7 @@ from tests.conftest import remove_project, stand_in_kit
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "correct horse $battery 'staple'"
+PASSWORD = "correct horse #battery staple!"
 
 
 @pytest.fixture(scope="module")
