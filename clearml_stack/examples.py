@@ -263,11 +263,20 @@ def read_result(path: Path) -> dict:
         return {}
 
 
-def links(outcome: Outcome) -> list[tuple[str, str]]:
-    """(what, where) for every task an example reported (pure)."""
+def links(outcome: Outcome, web_url: str = "") -> list[tuple[str, str]]:
+    """(what, where) for every task an example reported (pure).
+
+    Where: the page the example reported, else the web UI page built from the task's id (pipeline
+    steps and child pipelines report ids only), else its offline folder, else the bare id.
+    """
+    from .urls import task_page
+
     found = []
     for task in outcome.result.get("tasks") or []:
-        where = task.get("url") or task.get("offline_folder") or task.get("id", "")
+        where = task.get("url") or ""
+        if not where and task.get("id") and web_url and not task.get("offline_folder"):
+            where = task_page(web_url, task["id"], task.get("project") or "")
+        where = where or task.get("offline_folder") or task.get("id", "")
         found.append((f"{outcome.example.name}: {task.get('role', 'task')} {task.get('name', '')}".rstrip(), where))
     if outcome.result.get("model_url"):
         found.append((f"{outcome.example.name}: model file", outcome.result["model_url"]))

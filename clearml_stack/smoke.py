@@ -67,7 +67,9 @@ def local_endpoints(settings: Settings) -> tuple[str, str]:
 
 
 def task_url(web: str, project_id: str, task_id: str) -> str:
-    return f"{web.rstrip('/')}/projects/{project_id}/tasks/{task_id}/output/log"
+    from .urls import task_page
+
+    return task_page(web, task_id, project_id)
 
 
 def _timed(fn: Callable[[], tuple[bool, str]], name: str) -> StepResult:

@@ -224,10 +224,48 @@ def test_preflight_reports_refused_credentials_and_a_missing_server():
         ex.preflight(ex.ClientConfig({}, url, "", url, None, ""), ex.select("base_task"), "default")
 
 
-def test_links_list_every_reported_task():
+def test_links_list_every_reported_task_with_a_web_ui_page_for_bare_ids():
     outcome = ex.Outcome(ex.BY_NAME["pipeline_from_task"], 0, {
-        "tasks": [{"role": "pipeline", "name": "p", "url": "http://web/p"}, {"role": "step train", "name": "train",
-                                                                              "id": "t1"}]})
-    assert ex.links(outcome) == [("pipeline_from_task: pipeline p", "http://web/p"),
-                                 ("pipeline_from_task: step train train", "t1")]
+        "tasks": [{"role": "pipeline", "name": "p", "url": "http://web/p"},
+                  {"role": "step train", "name": "train", "id": "t1"},
+                  {"role": "step confirm", "name": "confirm", "id": "t2", "project": "p9"}]})
+    assert ex.links(outcome, "http://localhost:8080/") == [
+        ("pipeline_from_task: pipeline p", "http://web/p"),
+        ("pipeline_from_task: step train train", "http://localhost:8080/projects/*/tasks/t1/output/log"),
+        ("pipeline_from_task: step confirm confirm", "http://localhost:8080/projects/p9/tasks/t2/output/log"),
+    ]
+    # children of the pipeline of pipelines likewise; without a web URL the id is all there is
+    fan = ex.Outcome(ex.BY_NAME["pipeline_of_pipelines"], 0, {"tasks": [{"role": "child run_0", "name": "run_0",
+                                                                         "id": "c0"}]})
+    assert ex.links(fan, "https://app.ml.example.com") == [
+        ("pipeline_of_pipelines: child run_0 run_0", "https://app.ml.example.com/projects/*/tasks/c0/output/log")]
+    assert ex.links(fan) == [("pipeline_of_pipelines: child run_0 run_0", "c0")]
+    # offline sessions have no page: their folder is where they are
+    offline = ex.Outcome(ex.BY_NAME["base_task"], 0, {"tasks": [{"role": "task", "name": "b", "id": "o1",
+                                                                 "offline_folder": "/tmp/off/o1"}]})
+    assert ex.links(offline, "http://web") == [("base_task: task b", "/tmp/off/o1")]
     assert not ex.Outcome(ex.BY_NAME["base_task"], 0, {}).ok  # ran but reported nothing
+
+
+def test_smoke_links_its_task_the_same_way():
+    from clearml_stack.smoke import task_url
+
+    assert task_url("http://w/", "p1", "t1") == "http://w/projects/p1/tasks/t1/output/log"
+
+
+class _Node:
+    def __init__(self, name, executed, project=None):
+        self.name, self.executed = name, executed
+        self.job = type("Job", (), {"task": type("T", (), {"project": project})()})() if project else None
+
+
+@pytest.mark.parametrize("script", ["pipeline_from_task", "pipeline_of_pipelines"])
+def test_the_pipelines_report_each_step_with_its_project_when_known(script, monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(KIT_ROOT / "examples"))
+    module = importlib.import_module(script)
+    assert module.node_entry(_Node("train", "t1", "p7"), "step train") == {"role": "step train", "id": "t1",
+                                                                          "name": "train", "project": "p7"}
+    assert module.node_entry(_Node("train", "t1"), "step train") == {"role": "step train", "id": "t1",
+                                                                     "name": "train"}
