@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -90,17 +91,19 @@ def multipart(field_name: str, filename: str, content: bytes, boundary: str | No
 class Api:
     """Talks to one API server and one file server; remembers the token after :meth:`login`."""
 
-    def __init__(self, api_url: str, files_url: str = "", timeout: float = 60.0) -> None:
+    def __init__(self, api_url: str, files_url: str = "", timeout: float = 60.0, cafile: str = "") -> None:
+        """``cafile``: verify https servers against this CA file instead of the system's (a private CA)."""
         self.api_url = api_url.rstrip("/")
         self.files_url = files_url.rstrip("/")
         self.timeout = timeout
         self.token = ""
+        self.context = ssl.create_default_context(cafile=cafile) if cafile else None
 
     # --- transport ---------------------------------------------------------------------------
     def _send(self, url: str, data: bytes | None, headers: dict[str, str], method: str) -> Answer:
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as resp:
                 return parse_answer(resp.status, resp.read())
         except urllib.error.HTTPError as exc:
             return parse_answer(exc.code, exc.read() or b"")
@@ -151,7 +154,7 @@ class Api:
         url = self.file_url(path)
         request = urllib.request.Request(url, headers=self._auth(), method="GET")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as resp:
                 return Answer(resp.status, None, "", resp.read())
         except urllib.error.HTTPError as exc:
             return parse_answer(exc.code, exc.read() or b"")

@@ -5,12 +5,12 @@ The examples themselves live in ``examples/`` and use only the ClearML SDK; this
 runs each through the one runner, and collects the links each example reports.
 
 Client configuration, in order: ``CLEARML_CONFIG_FILE`` when set (e.g. the file ``inv
-client-config`` writes; read with the SDK itself for the checks), else the SDK's variables derived
-from the settings (``CLEARML_API_HOST``, ``CLEARML_WEB_HOST``, ``CLEARML_FILES_HOST``) with
+client-config`` writes; read with the SDK itself for the checks), else the same client
+configuration ``inv client-config`` generates for the active access mode
+(:func:`clients.client_environment` over :func:`clients.client_urls`), as the SDK's variables, with
 ``CLEARML_API_ACCESS_KEY``/``SECRET_KEY`` from the environment or, failing those, the kit's own
-services-agent key. :func:`client_environment` is the one place that decides it: once the clients
-module (``inv client-config``) is in, its ``client_environment``/``render_client_config`` can
-replace the derivation here without changing any caller.
+services-agent key. With ``CLEARML_TLS=self-signed`` the SDK verifies the gateway against the kit's
+CA (``REQUESTS_CA_BUNDLE``). :func:`client_environment` is the one place that decides it.
 """
 
 from __future__ import annotations
@@ -82,29 +82,53 @@ class ClientConfig:
     files_url: str
     credentials: Credentials | None  # None: a config file the SDK reads decides
     source: str  # said to the user
+    ca_bundle: str = ""  # the CA file the checks (and the SDK, through REQUESTS_CA_BUNDLE) verify TLS with
+
+
+def ca_bundle(settings: Settings, environ: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """(CA file to verify the server with, variables for the SDK) for the active TLS setting.
+
+    Only ``CLEARML_TLS=self-signed`` needs one: the gateway's certificate is signed by the kit's own
+    CA (``<data>/tls/ca.crt``), which no system trusts. The SDK and its file uploads use requests,
+    which reads ``REQUESTS_CA_BUNDLE``; a bundle the user already set there is kept (it must then
+    hold that CA). Other TLS settings use certificates the system already trusts.
+    """
+    from .gateway import ca_cert_path, tls_at_gateway
+
+    if not (tls_at_gateway(settings) and settings.tls == "self-signed"):
+        return "", {}
+    given = environ.get("REQUESTS_CA_BUNDLE", "")
+    if given:
+        return given, {}
+    path = ca_cert_path(settings)
+    if not path.is_file():
+        raise StackError(f"CLEARML_TLS=self-signed but the kit's CA {path} does not exist, so the server's "
+                         "certificate cannot be verified",
+                         "`inv up` creates it (or point REQUESTS_CA_BUNDLE at a bundle holding your CA)")
+    return str(path), {"REQUESTS_CA_BUNDLE": str(path)}
 
 
 def client_environment(settings: Settings, environ: Mapping[str, str] | None = None, offline: bool = False,
                        output_uri: str = "") -> ClientConfig:
-    """How the examples reach the server (pure apart from reading ``environ``).
+    """How the examples reach the server (pure apart from reading ``environ`` and the CA's presence).
 
-    Integration point for ``inv client-config``: a file it wrote, given as ``CLEARML_CONFIG_FILE``,
-    is used as it is; otherwise the SDK's own variables are set from the settings.
+    A file ``inv client-config`` wrote, given as ``CLEARML_CONFIG_FILE``, is used as it is;
+    otherwise the examples get the variables of :func:`clients.client_environment` for the active
+    access mode, the very URLs ``inv client-config`` writes (``CLEARML_*_HOST`` set in the
+    environment still win, as they would for the SDK itself).
     """
-    from .compose import files_url
+    from . import clients
     from .smoke import default_credentials
-    from .urls import local_urls, public_urls
 
     environ = os.environ if environ is None else environ
-    # the API on this host; the web UI as people open it (for links); the files URL artifacts are
-    # stored under, the canonical one the server's async delete knows
-    api, web, files = local_urls(settings).api, public_urls(settings).web, files_url(settings)
-    api = environ.get("CLEARML_API_HOST") or api
-    files = environ.get("CLEARML_FILES_HOST") or files
-    web = environ.get("CLEARML_WEB_HOST") or web
     extra = {"CLEARML_DEFAULT_OUTPUT_URI": output_uri} if output_uri else {}
+    found = clients.client_urls(settings)
+    api = environ.get("CLEARML_API_HOST") or found.api
+    web = environ.get("CLEARML_WEB_HOST") or found.web
+    files = environ.get("CLEARML_FILES_HOST") or found.files_local
     if offline:
         return ClientConfig({"CLEARML_OFFLINE_MODE": "1", **extra}, api, web, files, None, "offline mode (no server)")
+    cafile, ca_env = ca_bundle(settings, environ)
     if environ.get("CLEARML_CONFIG_FILE"):
         path = environ["CLEARML_CONFIG_FILE"]
         if not Path(path).is_file():
@@ -112,15 +136,19 @@ def client_environment(settings: Settings, environ: Mapping[str, str] | None = N
                              "write one with `inv client-config --out PATH`, or unset the variable")
         api, web, files, key, secret = read_client_config(path)
         creds = Credentials(key, secret, f"the credentials in {path}") if key and secret else None
-        return ClientConfig(extra, api, web, files, creds, f"the client configuration in {path}")
+        return ClientConfig({**ca_env, **extra}, api, web, files, creds, f"the client configuration in {path}",
+                            cafile)
     if environ.get("CLEARML_API_ACCESS_KEY") and environ.get("CLEARML_API_SECRET_KEY"):
         creds = Credentials(environ["CLEARML_API_ACCESS_KEY"], environ["CLEARML_API_SECRET_KEY"],
                             "CLEARML_API_ACCESS_KEY from the environment")
     else:
         creds = default_credentials(settings)
-    env = {"CLEARML_API_HOST": api, "CLEARML_WEB_HOST": web, "CLEARML_FILES_HOST": files,
-           "CLEARML_API_ACCESS_KEY": creds.key, "CLEARML_API_SECRET_KEY": creds.secret, **extra}
-    return ClientConfig(env, api, web, files, creds, f"{api} with {creds.source}")
+    env = clients.client_environment(settings, clients.Credentials(creds.key, creds.secret))
+    env.update({"CLEARML_API_HOST": api, "CLEARML_WEB_HOST": web, "CLEARML_FILES_HOST": files, **ca_env, **extra})
+    source = f"{api} ({settings.mode} mode) with {creds.source}"
+    if cafile:
+        source += f", TLS verified against {cafile}"
+    return ClientConfig(env, api, web, files, creds, source, cafile)
 
 
 def read_client_config(path: str) -> tuple[str, str, str, str, str]:
@@ -180,7 +208,7 @@ def queues_without_workers(needed: Mapping[str, list[str]], queues: list[dict], 
 
 def preflight(config: ClientConfig, examples: Sequence[Example], queue: str) -> None:
     """Raise with the reason when the server or a needed agent is not there."""
-    api = Api(config.api_url, config.files_url, timeout=60)
+    api = Api(config.api_url, config.files_url, timeout=60, cafile=config.ca_bundle)
     answer = api.ping()
     if not answer.ok:
         raise StackError(f"the API server at {config.api_url} does not answer: {answer.describe()}",
@@ -235,11 +263,20 @@ def read_result(path: Path) -> dict:
         return {}
 
 
-def links(outcome: Outcome) -> list[tuple[str, str]]:
-    """(what, where) for every task an example reported (pure)."""
+def links(outcome: Outcome, web_url: str = "") -> list[tuple[str, str]]:
+    """(what, where) for every task an example reported (pure).
+
+    Where: the page the example reported, else the web UI page built from the task's id (pipeline
+    steps and child pipelines report ids only), else its offline folder, else the bare id.
+    """
+    from .urls import task_page
+
     found = []
     for task in outcome.result.get("tasks") or []:
-        where = task.get("url") or task.get("offline_folder") or task.get("id", "")
+        where = task.get("url") or ""
+        if not where and task.get("id") and web_url and not task.get("offline_folder"):
+            where = task_page(web_url, task["id"], task.get("project") or "")
+        where = where or task.get("offline_folder") or task.get("id", "")
         found.append((f"{outcome.example.name}: {task.get('role', 'task')} {task.get('name', '')}".rstrip(), where))
     if outcome.result.get("model_url"):
         found.append((f"{outcome.example.name}: model file", outcome.result["model_url"]))

@@ -1,15 +1,19 @@
 """The shortest end-to-end proof that a deployment works, step by step, in plain HTTP.
 
-``run(settings)`` logs in, creates a task, reports a scalar, uploads a file to the file server
-and fetches it back with the login token, and returns a :class:`SmokeReport` with each step's
+``run(settings)`` logs in, creates a task, reports a scalar, uploads a file to the file server,
+registers it on the task as an artifact (``tasks.add_or_update_artifacts``, read back with
+``tasks.get_by_id``) and fetches it back through the link the task holds with the login token, and
+returns a :class:`SmokeReport` with each step's
 outcome and what the server answered. It needs no SDK and knows nothing of what serves the URLs.
 ``inv smoke``, ``inv up --smoke`` and upgrades call it; printing and exit codes belong to them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
+import urllib.parse
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -20,7 +24,10 @@ from .settings import Settings
 PROJECT = "clearml-lightning smoke"
 FILES_FOLDER = "clearml-lightning-smoke"
 
-STEPS = ("server answers", "log in", "create task", "report scalar", "upload file", "download file")
+ARTIFACT_KEY = "smoke file"
+
+STEPS = ("server answers", "log in", "create task", "report scalar", "upload file", "register artifact",
+         "download file")
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,22 @@ def local_endpoints(settings: Settings) -> tuple[str, str]:
 
 
 def task_url(web: str, project_id: str, task_id: str) -> str:
-    return f"{web.rstrip('/')}/projects/{project_id}/tasks/{task_id}/output/log"
+    from .urls import task_page
+
+    return task_page(web, task_id, project_id)
+
+
+def artifact(uri: str, content: bytes, stamp: int) -> dict:
+    """The artifact entry ``tasks.add_or_update_artifacts`` takes for the uploaded file (pure)."""
+    return {"key": ARTIFACT_KEY, "type": "custom", "mode": "output", "uri": uri, "content_size": len(content),
+            "hash": hashlib.sha256(content).hexdigest(), "timestamp": stamp,
+            "type_data": {"content_type": "text/plain", "preview": content.decode("utf-8", "replace")[:100]}}
+
+
+def listed_artifacts(task: dict) -> list[dict]:
+    """The artifacts ``tasks.get_by_id`` lists on a task (a list; a dict by id in what is stored)."""
+    found = ((task or {}).get("execution") or {}).get("artifacts") or []
+    return list(found.values()) if isinstance(found, dict) else list(found)
 
 
 def _timed(fn: Callable[[], tuple[bool, str]], name: str) -> StepResult:
@@ -90,7 +112,11 @@ def _find_or_create_project(api: Api, name: str) -> tuple[str | None, str, Answe
 
 def run(settings: Settings, credentials: Credentials | None = None, *, api_url: str = "", files_url: str = "",
         web_url: str = "", timeout: float = 60.0) -> SmokeReport:
-    """Run every step against the deployment; never raises for what the server answers."""
+    """Run every step against the deployment; never raises for what the server answers.
+
+    The artifact is registered under the canonical file server URL (the one every client's artifact
+    links start with, which the server's cleanup knows), or under ``files_url`` when one is given.
+    """
     from .urls import public_urls
 
     local_api, local_files = local_endpoints(settings)
@@ -98,6 +124,7 @@ def run(settings: Settings, credentials: Credentials | None = None, *, api_url: 
     report = SmokeReport(api_url or local_api, files_url or local_files, web_url or public_urls(settings).web,
                          credentials.source or "given credentials")
     api = Api(report.api_url, report.files_url, timeout=timeout)
+    registered_base = (files_url or public_urls(settings).files).rstrip("/")
     state: dict[str, str] = {}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     run_id = secrets.token_hex(6)
@@ -144,19 +171,45 @@ def run(settings: Settings, credentials: Credentials | None = None, *, api_url: 
             return True, f"{api.file_url(path)}: {answer.describe()}"
         return False, f"POST {report.files_url}/ ({path}): {answer.describe()}"
 
+    def register() -> tuple[bool, str]:
+        if "task" not in state:
+            create = report.step("create task")
+            return False, f"not tried: there is no task to register it on (create task failed: {create.detail})"
+        if "uploaded" not in state:
+            return False, "not tried: nothing was uploaded (upload file failed)"
+        uri = f"{registered_base}/{urllib.parse.quote(path)}"
+        added = api.call("tasks.add_or_update_artifacts", {"task": state["task"], "force": True,
+                                                           "artifacts": [artifact(uri, content, int(time.time()))]})
+        if not added.ok:
+            return False, f"tasks.add_or_update_artifacts: {added.describe()}"
+        got = api.call("tasks.get_by_id", {"task": state["task"]})
+        if not got.ok:
+            return False, f"tasks.get_by_id: {got.describe()}"
+        listed = listed_artifacts((got.data or {}).get("task") or {})
+        mine = [a for a in listed if a.get("key") == ARTIFACT_KEY]
+        if not mine or mine[0].get("uri") != uri:
+            held = ", ".join(f"{a.get('key')}={a.get('uri')}" for a in listed) or "none"
+            return False, f"tasks.get_by_id: the task does not list artifact {ARTIFACT_KEY!r} at {uri} (it lists: {held})"
+        state["registered"] = uri
+        return True, f"artifact {ARTIFACT_KEY!r} on task {state['task']}: {uri}"
+
     def download() -> tuple[bool, str]:
         if "uploaded" not in state:
             return False, "not tried: nothing was uploaded (upload file failed)"
-        answer = api.download(path)
+        fetch, via = path, "the uploaded path"
+        if "registered" in state:  # the link the task holds, reached at this host's file server URL
+            fetch = urllib.parse.unquote(state["registered"][len(registered_base) + 1:])
+            via = "the task's artifact link"
+        answer = api.download(fetch)
         if not answer.ok:
-            return False, f"GET {api.file_url(path)}: {answer.describe()}"
+            return False, f"GET {api.file_url(fetch)}: {answer.describe()}"
         if answer.body != content:
-            return False, f"GET {api.file_url(path)}: HTTP {answer.status} but the content differs " \
+            return False, f"GET {api.file_url(fetch)}: HTTP {answer.status} but the content differs " \
                           f"({len(answer.body)} bytes back, {len(content)} sent)"
-        report.links["file"] = api.file_url(path)
-        return True, f"{len(content)} bytes back, identical"
+        report.links["file"] = api.file_url(fetch)
+        return True, f"{len(content)} bytes back through {via}, identical"
 
-    for name, fn in zip(STEPS, (ping, login, create_task, report_scalar, upload, download)):
+    for name, fn in zip(STEPS, (ping, login, create_task, report_scalar, upload, register, download)):
         if name != "server answers" and not report.steps[0].ok:
             report.steps.append(StepResult(name, False, "not tried: the API server did not answer"))
             continue

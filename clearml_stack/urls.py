@@ -66,5 +66,13 @@ def local_urls(settings: Settings) -> ServerUrls:
     )
 
 
+def task_page(web: str, task_id: str, project_id: str = "") -> str:
+    """The web UI page of a task (its console log), as the SDK links it (pure).
+
+    Without the project id the UI takes ``*`` and finds the task's project itself.
+    """
+    return f"{web.rstrip('/')}/projects/{project_id or '*'}/tasks/{task_id}/output/log"
+
+
 def api_probe_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.port('api')}"

@@ -3,7 +3,9 @@
 What it shows: a task that logs hyperparameters (editable in the UI, section ``General``), scalars
 per epoch (loss, slope, intercept), a plot (the data and the fitted line), a single value, two
 artifacts (a summary dict and the data set as CSV) and a model (the fitted weights as JSON,
-uploaded to the task's output destination).
+uploaded to the task's output destination). It then reads both artifacts back through the SDK
+(``Task.get_task(id).artifacts[key]``: the server's record and a download from the file server)
+and fails unless they are what it uploaded.
 
 It fits a straight line to points it generates itself (pure Python, nothing downloaded) with plain
 gradient descent.
@@ -84,6 +86,35 @@ def _offline_model_fix(model: OutputModel) -> None:
         model._floating_data.update(locked=False)
 
 
+def fetch_back(task: Task, uploaded: dict) -> dict:
+    """Read every artifact back through the SDK as any other machine would, and compare.
+
+    ``uploaded``: key -> the object (compared after a JSON round trip) or the file path that was
+    uploaded. Online this reads the task from the server and downloads from the file server, so the
+    run proves the way back too; offline the SDK reads its own session. Raises when anything differs.
+    """
+    task.flush(wait_for_uploads=True)
+    task_id = task.id
+    stored = Task.get_task(task_id=task_id).artifacts
+    fetched = {}
+    for key, sent in uploaded.items():
+        if key not in stored:
+            raise RuntimeError(f"artifact {key!r} is not listed on task {task_id} (it lists {sorted(stored)})")
+        if isinstance(sent, str):
+            local = stored[key].get_local_copy()
+            with open(sent, "rb") as f_sent, open(local, "rb") as f_back:
+                same = f_sent.read() == f_back.read()
+        else:
+            same = stored[key].get() == json.loads(json.dumps(sent))
+        if not same:
+            raise RuntimeError(f"artifact {key!r} came back different from what was uploaded ({stored[key].url})")
+        fetched[key] = stored[key].url
+        print(f"artifact {key!r} fetched back, identical: {stored[key].url}")
+    if Task.is_offline():
+        print("offline: the artifacts were read back from the offline session (online they come from the file server)")
+    return fetched
+
+
 def write_result(path: str, result: dict) -> None:
     """What this run created, for `inv examples` (links) and the tests (offline session)."""
     if path and Task.running_locally():
@@ -139,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     weights = os.path.join(work, "line.json")
     with open(weights, "w") as f:
         json.dump({"slope": outcome["slope"], "intercept": outcome["intercept"]}, f)
+    fetched = fetch_back(task, {"summary": summary, "points": csv_path})
+
     model = OutputModel(task=task, name="line fit", framework="custom", comment="slope and intercept")
     _offline_model_fix(model)
     model.update_weights(weights_filename=weights, async_enable=False, auto_delete_file=False)
@@ -155,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             "artifacts": ["summary", "points"],
             "models": ["line fit"],
         },
+        "fetched_back": fetched,
     }
     print(f"final loss {outcome['loss']:.4f}, slope {outcome['slope']:.3f}, intercept {outcome['intercept']:.3f}")
     task.close()

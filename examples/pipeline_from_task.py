@@ -124,6 +124,15 @@ def rehearse(pipe: PipelineController) -> dict:
     return outcomes
 
 
+def node_entry(node, role: str) -> dict:
+    """A step that ran, for `inv examples` (it links the id to the step's page in the web UI)."""
+    entry = {"role": role, "id": node.executed, "name": node.name}
+    task = getattr(getattr(node, "job", None), "task", None)
+    if getattr(task, "project", None):
+        entry["project"] = task.project
+    return entry
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--project", default=PROJECT, help="project of the base task and of the pipeline")
@@ -164,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         ok = pipe.is_successful()
         result["tasks"] = [{"role": "pipeline", "id": pipe.id, "name": pipe.task.name,
                             "url": pipe.task.get_output_log_web_page()}]
-        result["tasks"] += [{"role": f"step {node.name}", "id": node.executed, "name": node.name}
-                            for node in pipe.get_processed_nodes() if node.executed]
+        result["tasks"] += [node_entry(node, f"step {node.name}") for node in pipe.get_processed_nodes()
+                            if node.executed]
         result["successful"] = ok
         if not ok:
             print("the pipeline did not complete: open its page (above) for the failed step's log")

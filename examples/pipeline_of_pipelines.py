@@ -106,6 +106,15 @@ def rehearse(pipe: PipelineController) -> dict:
     return runs
 
 
+def node_entry(node, role: str) -> dict:
+    """A child pipeline that ran, for `inv examples` (it links the id to its page in the web UI)."""
+    entry = {"role": role, "id": node.executed, "name": node.name}
+    task = getattr(getattr(node, "job", None), "task", None)
+    if getattr(task, "project", None):
+        entry["project"] = task.project
+    return entry
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3, help="how many child pipelines to fan out")
@@ -149,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         result["successful"] = ok
         result["tasks"] = [{"role": "pipeline", "id": pipe.id, "name": pipe.task.name,
                             "url": pipe.task.get_output_log_web_page()}]
-        result["tasks"] += [{"role": f"child {node.name}", "id": node.executed, "name": node.name}
-                            for node in pipe.get_processed_nodes() if node.executed]
+        result["tasks"] += [node_entry(node, f"child {node.name}") for node in pipe.get_processed_nodes()
+                            if node.executed]
         if not ok:
             print("not every child pipeline completed: open the pipeline page (above) to see which")
     if args.result_file and Task.running_locally():

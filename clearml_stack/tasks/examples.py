@@ -101,7 +101,7 @@ def examples(c, only="", queue="default", scale=3, offline=False, output_uri="",
     if not offline:
         ex.preflight(config, chosen, queue)
     outcomes = ex.run_all(settings, chosen, config, queue, int(scale), timeout=float(timeout) if timeout else None)
-    rows = [(what, where) for o in outcomes for what, where in ex.links(o)]
+    rows = [(what, where) for o in outcomes for what, where in ex.links(o, config.web_url)]
     if rows:
         ui.out(ui.table(("CREATED", "WHERE"), rows))
     failed = [o for o in outcomes if not o.ok]

@@ -142,6 +142,46 @@ def test_base_task_logs_every_kind_of_output(runs):
     (model,) = session.task["offline_output_models"]
     weights = json.loads(session.zip.read(Path(model["weights"]["weights_filename"]).relative_to(session.folder).as_posix()))
     assert weights["slope"] == pytest.approx(result["reported"]["scalars"]["weights/slope"])
+    # both artifacts were read back through the SDK and matched what was uploaded
+    assert set(result["fetched_back"]) == {"summary", "points"}
+    for key in ("summary", "points"):
+        assert Path(result["fetched_back"][key]).is_relative_to(session.folder)
+    out = proc_text(runs["base_task"][0])
+    assert "artifact 'points' fetched back, identical" in out
+    assert "offline: the artifacts were read back from the offline session" in out
+
+
+def proc_text(proc: subprocess.CompletedProcess) -> str:
+    return proc.stdout + proc.stderr
+
+
+MISMATCH = """
+import sys
+sys.path.insert(0, {examples!r})
+import base_task
+from clearml import Task
+task = Task.init(project_name="p", task_name="mismatch")
+with open("sent.csv", "w") as f:
+    f.write("x,y\\n1,2\\n")
+task.upload_artifact("points", "sent.csv", wait_on_upload=True)
+with open("sent.csv", "w") as f:
+    f.write("x,y\\n1,3\\n")  # what the example compares with no longer matches the stored copy
+try:
+    base_task.fetch_back(task, {{"points": "sent.csv"}})
+except RuntimeError as exc:
+    print("REFUSED:", exc)
+    task.close()
+    sys.exit(3)
+"""
+
+
+def test_base_tasks_fetch_back_fails_when_an_artifact_comes_back_different(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = subprocess.run([sys.executable, "-c", MISMATCH.format(examples=str(ROOT / "examples"))],
+                          env=sdk_environ(home), capture_output=True, text=True, timeout=120, cwd=home)
+    assert proc.returncode == 3, proc_text(proc)[-3000:]
+    assert "REFUSED: artifact 'points' came back different from what was uploaded" in proc.stdout
 
 
 def test_cpu_training_learns_and_stores_its_data_and_model(runs):

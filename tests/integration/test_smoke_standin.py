@@ -1,14 +1,16 @@
 """`inv smoke` against the stand-in stack on the real engine.
 
 The stand-in server implements login (fixed users and system keys, by HTTP Basic on auth.login)
-and the file server with token checks, but no tasks or events. So smoke must pass exactly those
-steps and report task creation and the scalar as failed, with what the server answered. The command
+and the file server with token checks, but no tasks, events or artifacts. So smoke must pass exactly
+those steps and report task creation, the scalar and the artifact registration as failed, with what
+the server answered. The command
 itself is the one users run; nothing in it knows about stand-ins.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -51,8 +53,15 @@ def test_smoke_passes_what_the_stand_in_implements_and_fails_the_rest_with_its_a
     assert not create["ok"] and create["detail"].startswith("projects.get_all: HTTP 400")  # the server's own answer
     assert "Invalid request path" in create["detail"]
     assert not by_name["report scalar"]["ok"] and "create task failed" in by_name["report scalar"]["detail"]
+    # registering the file on a task needs the task: the step fails and carries the server's answer
+    register = by_name["register artifact"]
+    assert not register["ok"] and "there is no task to register it on" in register["detail"]
+    assert "projects.get_all: HTTP 400" in register["detail"] and "Invalid request path" in register["detail"]
+    assert by_name["download file"]["detail"].endswith("through the uploaded path, identical")
+    assert [s["name"] for s in report["steps"] if not s["ok"]] == ["create task", "report scalar",
+                                                                    "register artifact"]
     assert code != 0 and report["ok"] is False
-    assert "2 of 6 steps failed, first 'create task'" in stderr
+    assert "3 of 7 steps failed, first 'create task'" in stderr
     # the file really went through the file server into the data directory, under the token
     (stored,) = (running.data_dir / "data" / "fileserver" / "clearml-lightning-smoke").glob("*/smoke.txt")
     assert stored.read_bytes().startswith(b"clearml-lightning smoke")
@@ -71,7 +80,7 @@ def test_smoke_reports_a_wrong_password_as_the_servers_401(running):
     code, report, _ = smoke_json(running, "--user", "alice", "--password-stdin", input="wrong\n")
     by_name = steps(report)
     assert "HTTP 401: Unauthorized (invalid credentials)" in by_name["log in"]["detail"]
-    assert [s["detail"] for s in report["steps"][2:]] == ["not tried: login failed"] * 4
+    assert [s["detail"] for s in report["steps"][2:]] == ["not tried: login failed"] * 5
     assert code != 0
 
 
@@ -111,5 +120,6 @@ def test_inv_examples_names_the_queue_no_agent_serves(running):
 def test_up_with_smoke_runs_it_after_the_stack_is_healthy(running):
     proc = running.inv("up", "--smoke", check=False)
     assert "ClearML server is up" in proc.stderr
-    assert "log in          pass" in proc.stdout and "upload file     pass" in proc.stdout
-    assert proc.returncode != 0 and "smoke test: 2 of 6 steps failed" in proc.stderr
+    assert re.search(r"^log in +pass ", proc.stdout, re.M) and re.search(r"^upload file +pass ", proc.stdout, re.M)
+    assert re.search(r"^register artifact +FAIL ", proc.stdout, re.M)
+    assert proc.returncode != 0 and "smoke test: 3 of 7 steps failed" in proc.stderr

@@ -3,7 +3,9 @@ of the plain-HTTP client (``clearml_stack.apiclient``/``smoke``) only.
 
 It reproduces the documented request shapes the SDK uses: ``auth.login`` with HTTP Basic returns
 ``{"meta": {...}, "data": {"token": ...}}``; API calls need ``Authorization: Bearer <token>`` and
-answer in the same envelope; ``events.add_batch`` takes JSON lines and answers ``added``; the file
+answer in the same envelope; ``events.add_batch`` takes JSON lines and answers ``added``;
+``tasks.add_or_update_artifacts`` keeps artifacts by key and mode and answers ``updated``, and
+``tasks.get_by_id`` lists them under ``execution.artifacts`` (a list, as the server returns them); the file
 server takes a multipart POST on ``/`` whose field name is the file's path and serves it back on GET,
 both with the token. ``endpoints`` switches endpoints off (answering 404 like an
 unknown endpoint) so failure paths can be tested. It is not a stand-in for any image.
@@ -23,12 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FakeServer:
     ALL = {"debug.ping", "auth.login", "projects.get_all", "projects.create", "tasks.create", "events.add_batch",
-           "queues.get_all", "workers.get_all", "files"}
+           "tasks.add_or_update_artifacts", "tasks.get_by_id", "queues.get_all", "workers.get_all", "files"}
 
-    def __init__(self, users: dict[str, str], endpoints: set[str] | None = None, corrupt_downloads: bool = False):
+    def __init__(self, users: dict[str, str], endpoints: set[str] | None = None, corrupt_downloads: bool = False,
+                 forget_artifacts: bool = False):
         self.users = users
         self.endpoints = set(self.ALL if endpoints is None else endpoints)
         self.corrupt_downloads = corrupt_downloads
+        self.forget_artifacts = forget_artifacts  # accept artifacts but never list them
         self.tokens: set[str] = set()
         self.files: dict[str, bytes] = {}
         self.projects: dict[str, str] = {}
@@ -131,6 +135,20 @@ class FakeServer:
                     tid = "t" + secrets.token_hex(4)
                     server.tasks[tid] = payload
                     return self._reply(200, {"id": tid})
+                if path in ("tasks.add_or_update_artifacts", "tasks.get_by_id"):
+                    task = server.tasks.get(payload.get("task", ""))
+                    if task is None:
+                        return self._reply(400, msg=f"Invalid task id (id={payload.get('task')})")
+                    stored = task.setdefault("execution", {}).setdefault("artifacts", {})
+                    if path == "tasks.get_by_id":
+                        listed = [] if server.forget_artifacts else sorted(stored.values(), key=lambda a: a["key"])
+                        return self._reply(200, {"task": {**task, "id": payload["task"],
+                                                          "execution": {"artifacts": listed}}})
+                    for artifact in payload.get("artifacts") or []:
+                        if "key" not in artifact or "type" not in artifact:
+                            return self._reply(400, msg="Validation error (artifact needs key and type)")
+                        stored[(artifact["key"], artifact.get("mode", "output"))] = artifact
+                    return self._reply(200, {"updated": 1})
                 if path == "queues.get_all":
                     return self._reply(200, {"queues": server.queues})
                 if path == "workers.get_all":

@@ -53,6 +53,102 @@ def test_client_environment_from_settings_uses_the_kits_key_and_all_three_hosts(
     assert cfg.env["CLEARML_FILES_HOST"] == "http://localhost:18081"
     assert cfg.env["CLEARML_API_ACCESS_KEY"] == AGENT["CLEARML_AGENT_ACCESS_KEY"]
     assert "services-agent" in cfg.source and AGENT["CLEARML_AGENT_SECRET_KEY"] not in cfg.source
+    # the user's own SDK variables still win, as they would for the SDK itself
+    cfg = ex.client_environment(settings, environ={"CLEARML_API_HOST": "http://elsewhere:8008"})
+    assert cfg.env["CLEARML_API_HOST"] == cfg.api_url == "http://elsewhere:8008"
+
+
+MODES = [
+    {"CLEARML_ACCESS_MODE": "tunnel"},
+    {"CLEARML_ACCESS_MODE": "ports", "CLEARML_DOMAIN": "gpu1.example.com"},
+    {"CLEARML_ACCESS_MODE": "lightning-proxy", "CLEARML_DOMAIN": "abc.cloudspaces.litng.ai"},
+    {"CLEARML_ACCESS_MODE": "subdomains", "CLEARML_DOMAIN": "ml.example.com"},
+    {"CLEARML_ACCESS_MODE": "subdomains", "CLEARML_DOMAIN": "ml.example.com", "CLEARML_TLS": "external"},
+]
+
+
+def mode_settings(tmp_path, **over):
+    return load({"CLEARML_ENV_FILE": str(tmp_path / ".env"), "CLEARML_DATA_DIR": str(tmp_path / "data"),
+                 "CLEARML_API_PORT": "18008", "CLEARML_FILES_PORT": "18081", "CLEARML_WEB_PORT": "18080",
+                 **AGENT, **over})
+
+
+@pytest.mark.parametrize("over", MODES, ids=lambda o: "-".join(v for k, v in o.items() if k != "CLEARML_DOMAIN"))
+def test_client_environment_is_what_client_config_generates_for_the_active_mode(tmp_path, over):
+    from clearml_stack import clients
+
+    s = mode_settings(tmp_path, **over)
+    cfg = ex.client_environment(s, environ={})
+    found = clients.client_urls(s)
+    assert (cfg.api_url, cfg.web_url, cfg.files_url) == (found.api, found.web, found.files_local)
+    # the SDK's variables are exactly those `inv client-config`'s generation gives an agent or client
+    expected = clients.client_environment(s, clients.Credentials(AGENT["CLEARML_AGENT_ACCESS_KEY"],
+                                                                 AGENT["CLEARML_AGENT_SECRET_KEY"]))
+    assert cfg.env == expected
+    assert "REQUESTS_CA_BUNDLE" not in cfg.env and cfg.ca_bundle == ""
+    assert s.mode in cfg.source
+
+
+def test_self_signed_tls_makes_the_sdk_verify_against_the_kits_ca(tmp_path):
+    from clearml_stack import clients, tls
+    from clearml_stack.gateway import ca_cert_path
+
+    s = mode_settings(tmp_path, CLEARML_ACCESS_MODE="subdomains", CLEARML_DOMAIN="ml.example.com",
+                      CLEARML_TLS="self-signed")
+    with pytest.raises(StackError) as err:  # before `inv up` made the CA: no silent fallback to no verification
+        ex.client_environment(s, environ={})
+    assert str(ca_cert_path(s)) in err.value.message and "inv up" in err.value.fix
+    ca = ca_cert_path(s)
+    ca.parent.mkdir(parents=True)
+    ca.write_bytes(tls.new_ca("ml.example.com").cert_pem)
+    cfg = ex.client_environment(s, environ={})
+    assert cfg.api_url == clients.client_urls(s).api == "https://api.ml.example.com:8000"
+    assert cfg.env["REQUESTS_CA_BUNDLE"] == str(ca) == cfg.ca_bundle
+    assert str(ca) in cfg.source
+    # a bundle the user set already is theirs to keep
+    mine = ex.client_environment(s, environ={"REQUESTS_CA_BUNDLE": "/etc/ssl/mine.pem"})
+    assert "REQUESTS_CA_BUNDLE" not in mine.env and mine.ca_bundle == "/etc/ssl/mine.pem"
+
+
+def test_the_checks_verify_https_against_the_given_ca(tmp_path):
+    """What preflight does with the CA: a server whose certificate the kit's CA signed is trusted
+    with it and refused without it."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from clearml_stack import tls
+    from clearml_stack.apiclient import Api
+
+    ca = tls.new_ca("localhost")
+    leaf = tls.new_leaf(ca, "localhost")
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    (tmp_path / "leaf.pem").write_bytes(leaf.cert_pem + leaf.key_pem)
+
+    class Ping(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"meta": {"result_code": 200}, "data": {}}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Ping)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tmp_path / "leaf.pem"))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"https://localhost:{httpd.server_address[1]}"
+        assert Api(url, cafile=str(tmp_path / "ca.crt"), timeout=10).ping().ok
+        refused = Api(url, timeout=10).ping()
+        assert not refused.ok and "certificate verify failed" in refused.describe()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 SDK_PARSER_NOISE = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's bundled pyhocon on new pyparsing
@@ -128,10 +224,48 @@ def test_preflight_reports_refused_credentials_and_a_missing_server():
         ex.preflight(ex.ClientConfig({}, url, "", url, None, ""), ex.select("base_task"), "default")
 
 
-def test_links_list_every_reported_task():
+def test_links_list_every_reported_task_with_a_web_ui_page_for_bare_ids():
     outcome = ex.Outcome(ex.BY_NAME["pipeline_from_task"], 0, {
-        "tasks": [{"role": "pipeline", "name": "p", "url": "http://web/p"}, {"role": "step train", "name": "train",
-                                                                              "id": "t1"}]})
-    assert ex.links(outcome) == [("pipeline_from_task: pipeline p", "http://web/p"),
-                                 ("pipeline_from_task: step train train", "t1")]
+        "tasks": [{"role": "pipeline", "name": "p", "url": "http://web/p"},
+                  {"role": "step train", "name": "train", "id": "t1"},
+                  {"role": "step confirm", "name": "confirm", "id": "t2", "project": "p9"}]})
+    assert ex.links(outcome, "http://localhost:8080/") == [
+        ("pipeline_from_task: pipeline p", "http://web/p"),
+        ("pipeline_from_task: step train train", "http://localhost:8080/projects/*/tasks/t1/output/log"),
+        ("pipeline_from_task: step confirm confirm", "http://localhost:8080/projects/p9/tasks/t2/output/log"),
+    ]
+    # children of the pipeline of pipelines likewise; without a web URL the id is all there is
+    fan = ex.Outcome(ex.BY_NAME["pipeline_of_pipelines"], 0, {"tasks": [{"role": "child run_0", "name": "run_0",
+                                                                         "id": "c0"}]})
+    assert ex.links(fan, "https://app.ml.example.com") == [
+        ("pipeline_of_pipelines: child run_0 run_0", "https://app.ml.example.com/projects/*/tasks/c0/output/log")]
+    assert ex.links(fan) == [("pipeline_of_pipelines: child run_0 run_0", "c0")]
+    # offline sessions have no page: their folder is where they are
+    offline = ex.Outcome(ex.BY_NAME["base_task"], 0, {"tasks": [{"role": "task", "name": "b", "id": "o1",
+                                                                 "offline_folder": "/tmp/off/o1"}]})
+    assert ex.links(offline, "http://web") == [("base_task: task b", "/tmp/off/o1")]
     assert not ex.Outcome(ex.BY_NAME["base_task"], 0, {}).ok  # ran but reported nothing
+
+
+def test_smoke_links_its_task_the_same_way():
+    from clearml_stack.smoke import task_url
+
+    assert task_url("http://w/", "p1", "t1") == "http://w/projects/p1/tasks/t1/output/log"
+
+
+class _Node:
+    def __init__(self, name, executed, project=None):
+        self.name, self.executed = name, executed
+        self.job = type("Job", (), {"task": type("T", (), {"project": project})()})() if project else None
+
+
+@pytest.mark.parametrize("script", ["pipeline_from_task", "pipeline_of_pipelines"])
+def test_the_pipelines_report_each_step_with_its_project_when_known(script, monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(KIT_ROOT / "examples"))
+    module = importlib.import_module(script)
+    assert module.node_entry(_Node("train", "t1", "p7"), "step train") == {"role": "step train", "id": "t1",
+                                                                          "name": "train", "project": "p7"}
+    assert module.node_entry(_Node("train", "t1"), "step train") == {"role": "step train", "id": "t1",
+                                                                     "name": "train"}

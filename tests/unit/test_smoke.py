@@ -39,6 +39,16 @@ def test_every_step_passes_against_a_server_that_answers_as_documented(settings)
     assert path.startswith(smoke.FILES_FOLDER + "/") and content.startswith(b"clearml-lightning smoke")
     assert report.links["task"] == f"http://web.test/projects/{task['project']}/tasks/{task_id}/output/log"
     assert report.links["file"].endswith(path)
+    # the file is registered on the task, under the file server URL, with its size and hash
+    (artifact,) = task["execution"]["artifacts"].values()
+    assert artifact["key"] == smoke.ARTIFACT_KEY and artifact["mode"] == "output"
+    assert artifact["uri"] == f"{server.url}/{path}" and artifact["content_size"] == len(content)
+    import hashlib
+    assert artifact["hash"] == hashlib.sha256(content).hexdigest()
+    assert report.step("register artifact").detail == f"artifact 'smoke file' on task {task_id}: {server.url}/{path}"
+    assert report.step("download file").detail.endswith("through the task's artifact link, identical")
+    calls = [p for m, p in server.requests if m == "POST"]
+    assert calls.index("tasks.add_or_update_artifacts") < calls.index("tasks.get_by_id")
 
 
 def test_a_second_run_reuses_the_project(settings):
@@ -57,7 +67,47 @@ def test_missing_endpoints_fail_with_the_servers_answer_and_the_rest_still_runs(
     assert not create.ok and create.detail.startswith("projects.get_all: HTTP 404: Unable to find endpoint")
     scalar = report.step("report scalar")
     assert not scalar.ok and "create task failed" in scalar.detail
-    assert [s.name for s in report.failed] == ["create task", "report scalar"]
+    register = report.step("register artifact")
+    assert not register.ok and register.detail.startswith("not tried: there is no task to register it on")
+    assert "projects.get_all: HTTP 404: Unable to find endpoint" in register.detail  # the server's answer, carried on
+    assert report.step("download file").detail.endswith("through the uploaded path, identical")
+    assert [s.name for s in report.failed] == ["create task", "report scalar", "register artifact"]
+
+
+def test_a_server_without_the_artifact_endpoint_fails_that_step_with_its_answer(settings):
+    without = FakeServer.ALL - {"tasks.add_or_update_artifacts"}
+    with FakeServer({"alice": "s3cret pass"}, endpoints=without) as server:
+        report = run_against(server, settings)
+    step = report.step("register artifact")
+    assert not step.ok
+    assert step.detail == ("tasks.add_or_update_artifacts: HTTP 404: Unable to find endpoint for name "
+                           "tasks.add_or_update_artifacts and version 2.31")
+    assert [s.name for s in report.failed] == ["register artifact"]
+    assert report.step("download file").ok  # the file itself still came back
+
+
+def test_an_artifact_the_task_does_not_list_afterwards_fails(settings):
+    with FakeServer({"alice": "s3cret pass"}, forget_artifacts=True) as server:
+        report = run_against(server, settings)
+    step = report.step("register artifact")
+    assert not step.ok and "the task does not list artifact 'smoke file'" in step.detail
+    assert "(it lists: none)" in step.detail
+
+
+def test_the_artifact_is_registered_under_the_canonical_files_url_by_default(tmp_path):
+    with FakeServer({"alice": "s3cret pass"}) as server:
+        s = load({"CLEARML_ENV_FILE": str(tmp_path / ".env"), "CLEARML_ACCESS_MODE": "ports",
+                  "CLEARML_DOMAIN": "gpu1.example.com", "CLEARML_FILES_PORT": str(server.port)})
+        # API and files reached here on loopback; the task's link names the URL every client uses
+        report = smoke.run(s, ALICE, api_url=server.url, web_url="http://web.test")
+    assert report.ok, smoke.table(report)
+    assert report.files_url == f"http://127.0.0.1:{server.port}"
+    (path,) = server.files
+    (task,) = server.tasks.values()
+    (artifact,) = task["execution"]["artifacts"].values()
+    assert artifact["uri"] == f"http://gpu1.example.com:{server.port}/{path}"
+    # and the download went through that link, mapped to this host's file server URL
+    assert report.links["file"] == f"http://127.0.0.1:{server.port}/{path}"
 
 
 def test_wrong_password_stops_after_login_with_the_401(settings):
