@@ -121,7 +121,7 @@ def plan_up(values: Mapping[str, str], replicas_flag: int | None = None, queues_
     if replicas_flag is not None:
         if replicas_flag < 1:
             raise StackError(f"--replicas {replicas_flag}: must be 1 or more",
-                             "to stop every worker use `inv agents.down`")
+                             "to stop every worker use `inv agents.down` (add --forget to keep none configured)")
         wanted["CLEARML_AGENT_REPLICAS"] = str(replicas_flag)
     elif int(values.get("CLEARML_AGENT_REPLICAS", "0") or "0") < 1:
         wanted["CLEARML_AGENT_REPLICAS"] = "1"  # `inv agents.up` alone starts one worker
@@ -143,6 +143,41 @@ def plan_up(values: Mapping[str, str], replicas_flag: int | None = None, queues_
     updates = {k: v for k, v in wanted.items() if values.get(k, BY_KEY[k].default) != v}
     return UpPlan(updates, int(merged["CLEARML_AGENT_REPLICAS"]), split_queues(merged["CLEARML_AGENT_QUEUES"]),
                   merged["CLEARML_AGENT_GPUS"])
+
+
+def parse_replicas_flag(given: object) -> int | None:
+    """``--replicas`` as given on the command line: None when not given, else a whole number of 1 or more."""
+    if given is None:
+        return None
+    text = str(given).strip()
+    if not text.isdigit():
+        raise StackError(f"--replicas {given!r} must be a whole number", "e.g. --replicas 2")
+    number = int(text)
+    if number < 1:
+        raise StackError(f"--replicas {number}: must be 1 or more",
+                         "to stop every worker use `inv agents.down` (add --forget to keep none configured)")
+    return number
+
+
+def configured_start(values: Mapping[str, str], replicas_flag: int | None, queues_flag: Sequence[str],
+                     gpus: str, cpu_only: bool) -> bool:
+    """``inv agents.up --only-configured``: whether to start anything (pure; refuses other options).
+
+    True when CLEARML_AGENT_REPLICAS is above 0: the workers come back as configured; False when none
+    are wanted, so a start-up hook never starts a worker nobody asked for.
+    """
+    if replicas_flag is not None or queues_flag or gpus or cpu_only:
+        raise StackError("--only-configured starts the workers exactly as configured and takes no other option",
+                         "drop --replicas/--queue/--gpus/--cpu-only, or drop --only-configured")
+    return int(values.get("CLEARML_AGENT_REPLICAS", "0") or "0") > 0
+
+
+def down_updates(values: Mapping[str, str], forget: bool) -> dict[str, str]:
+    """Settings `inv agents.down` writes (pure): none, so the next `inv agents.up` (or a Studio restart)
+    brings back the configured count; with ``forget``, CLEARML_AGENT_REPLICAS=0."""
+    if forget and int(values.get("CLEARML_AGENT_REPLICAS", "0") or "0") != 0:
+        return {"CLEARML_AGENT_REPLICAS": "0"}
+    return {}
 
 
 def gpu_problem(runtimes: Sequence[str], hook_on_path: bool) -> str | None:

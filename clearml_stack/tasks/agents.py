@@ -7,26 +7,39 @@ from .base import settings as load_settings, task
 
 
 @task(iterable=["queue"], help={
-    "replicas": "number of worker agents on this host (default: as configured, at least 1)",
+    "replicas": "number of worker agents on this host, 1 or more (default: as configured, at least 1; "
+                "`inv agents.down` stops them all)",
     "queue": "queue to serve; repeat for several, the first has priority (default: CLEARML_AGENT_QUEUES)",
     "gpus": "GPUs each worker gets: all, or ids like 0,1 (needs the NVIDIA runtime in Docker)",
     "cpu_only": "no GPUs (clears a configured CLEARML_AGENT_GPUS)",
     "timeout": "seconds to wait for the workers to run (default: CLEARML_WAIT_TIMEOUT)",
+    "only_configured": "start the configured workers only if CLEARML_AGENT_REPLICAS is above 0, else do "
+                       "nothing (for start-up hooks; takes no other option)",
 })
-def up(c, replicas=0, queue=None, gpus="", cpu_only=False, timeout=0):
+def up(c, replicas=None, queue=None, gpus="", cpu_only=False, timeout=0, only_configured=False):
     """Start or rescale worker agents on this host (one compose service, N replicas)."""
     from ..agent_stack import up as agents_up
+    from ..agents import parse_replicas_flag
 
-    agents_up(load_settings(), replicas=int(replicas) or None, queues=queue or (), gpus=gpus, cpu_only=cpu_only,
+    wanted = parse_replicas_flag(replicas)
+    settings = load_settings()
+    if only_configured:
+        from ..agents import configured_start
+
+        if not configured_start(settings.values, wanted, queue or (), gpus, cpu_only):
+            ui.note("no worker agents configured (CLEARML_AGENT_REPLICAS=0): nothing to start")
+            return
+    agents_up(settings, replicas=wanted, queues=queue or (), gpus=gpus, cpu_only=cpu_only,
               timeout=int(timeout) or None)
 
 
-@task
-def down(c):
+@task(help={"forget": "also set CLEARML_AGENT_REPLICAS=0, so `inv up` and Studio restarts start no workers "
+                      "(default: keep the configured count for the next `inv agents.up`)"})
+def down(c, forget=False):
     """Stop and remove the worker agents; the server keeps running."""
     from ..agent_stack import down as agents_down
 
-    agents_down(load_settings())
+    agents_down(load_settings(), forget=forget)
 
 
 @task(help={"json": "print the report as JSON (for scripts)"})

@@ -105,6 +105,16 @@ def test_gpus_are_a_device_reservation(installed, gpus):
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["device_ids"] == [gpus]
 
 
+@pytest.mark.parametrize("flag", ["0", "two"])
+def test_agents_up_refuses_zero_or_garbage_replicas_changing_nothing(installed, flag):
+    before = installed.env_file.read_text()
+    proc = installed.inv("agents.up", "--replicas", flag, check=False)
+    assert proc.returncode != 0
+    assert f"--replicas {flag!r}" in proc.stderr or f"--replicas {flag}" in proc.stderr
+    assert ("inv agents.down" if flag == "0" else "whole number") in proc.stderr
+    assert installed.env_file.read_text() == before
+
+
 # --- the bundle -------------------------------------------------------------------------------
 
 

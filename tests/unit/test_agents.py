@@ -144,6 +144,35 @@ def test_bad_flags_are_refused(kwargs, needle):
     assert needle in exc.value.message + exc.value.fix
 
 
+@pytest.mark.parametrize("given, expected", [(None, None), ("1", 1), ("12", 12), (3, 3)])
+def test_replicas_flag_not_given_is_not_zero(given, expected):
+    assert agents.parse_replicas_flag(given) == expected
+
+
+@pytest.mark.parametrize("given, needle", [("0", "`inv agents.down`"), (0, "`inv agents.down`"),
+                                           ("two", "whole number"), ("-1", "whole number")])
+def test_replicas_flag_zero_or_garbage_is_refused(given, needle):
+    with pytest.raises(StackError) as exc:
+        agents.parse_replicas_flag(given)
+    assert needle in exc.value.message + exc.value.fix and repr(given).strip("'") in exc.value.message
+
+
+def test_only_configured_starts_what_is_configured_and_nothing_else():
+    assert agents.configured_start({**defaults(), "CLEARML_AGENT_REPLICAS": "3"}, None, (), "", False) is True
+    assert agents.configured_start(defaults(), None, (), "", False) is False
+    for kwargs in ({"replicas_flag": 2}, {"queues_flag": ["gpu"]}, {"gpus": "all"}, {"cpu_only": True}):
+        args = {"replicas_flag": None, "queues_flag": (), "gpus": "", "cpu_only": False, **kwargs}
+        with pytest.raises(StackError, match="--only-configured"):
+            agents.configured_start({**defaults(), "CLEARML_AGENT_REPLICAS": "3"}, **args)
+
+
+def test_down_keeps_the_configured_count_unless_told_to_forget():
+    three = {**defaults(), "CLEARML_AGENT_REPLICAS": "3"}
+    assert agents.down_updates(three, forget=False) == {}
+    assert agents.down_updates(three, forget=True) == {"CLEARML_AGENT_REPLICAS": "0"}
+    assert agents.down_updates(defaults(), forget=True) == {}, "already none: nothing to write"
+
+
 def test_gpu_check_reads_the_engine_runtimes():
     assert agents.gpu_problem(["io.containerd.runc.v2", "runc"], False) is not None
     assert "runc" in agents.gpu_problem(["runc"], False)
