@@ -13,9 +13,11 @@ Reads only environment variables (set by the kit's compose files):
   CLEARML_WORKER_ID   when set, used as is; otherwise "<prefix>:<AGENT_WORKER_NAME>-<n>", where
     prefix is CLEARML_AGENT_WORKER_PREFIX or the host's name (/etc/host-hostname, mounted read-only),
     and n is this replica's compose container number, read back from Docker's embedded DNS (the PTR
-    record of the container's own address names the container, e.g. clearml-agent-3); where there is
-    no embedded DNS (host networking), n is the lowest free slot under AGENT_SLOT_DIR, held by a lock
-    for the life of the daemon, so replicas on one machine never share an id.
+    record of the container's own address names the container, e.g. clearml-agent-3); where that
+    lookup gives nothing (host networking, or the embedded DNS not answering), n is the lowest free
+    slot under AGENT_SLOT_DIR (a directory every replica of the machine shares), held by a lock for
+    the life of the daemon. A replica that knows its number holds that slot too, so replicas on one
+    machine never share an id, and re-created ones get the same ids again.
 The clearml-agent version is fixed by the image; nothing here installs or updates anything.
 `clearml-agent-entrypoint --health` exits 0 while the daemon runs (the compose healthcheck).
 """
@@ -166,24 +168,34 @@ def compose_number() -> int | None:
 _held_slot: int | None = None  # the lock's file descriptor stays open (and inherited) for the daemon's life
 
 
-def claim_slot(slot_dir: str, limit: int = 4096) -> int | None:
-    """Lock the lowest free ``slot-<n>.lock`` under ``slot_dir`` and keep it locked across exec."""
+def _lock(directory: Path, n: int) -> int | None:
+    """The descriptor of ``slot-<n>.lock`` locked by us, or None when another process holds it."""
+    fd = os.open(directory / f"slot-{n}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def claim_slot(slot_dir: str, limit: int = 4096, prefer: int | None = None) -> int | None:
+    """Lock ``slot-<prefer>.lock`` when free, else the lowest free ``slot-<n>.lock`` under ``slot_dir``,
+    and keep it locked across exec (for the daemon's life); None when the directory is unusable."""
     global _held_slot
     directory = Path(slot_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        order = ([prefer] if prefer else []) + [n for n in range(1, limit + 1) if n != prefer]
+        for n in order:
+            fd = _lock(directory, n)
+            if fd is None:
+                continue
+            os.set_inheritable(fd, True)
+            _held_slot = fd
+            return n
     except OSError:
         return None
-    for n in range(1, limit + 1):
-        fd = os.open(directory / f"slot-{n}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        os.set_inheritable(fd, True)
-        _held_slot = fd
-        return n
     return None
 
 
@@ -204,10 +216,14 @@ def worker_id(env: Mapping[str, str]) -> tuple[str, str]:
     if given:
         return given, "CLEARML_WORKER_ID"
     prefix, name = host_name(env), env.get("AGENT_WORKER_NAME", "agent") or "agent"
+    slot_dir = env.get("AGENT_SLOT_DIR", "").strip()
     number = compose_number()
     if number is not None:
-        return f"{prefix}:{name}-{number}", "compose replica number"
-    slot_dir = env.get("AGENT_SLOT_DIR", "").strip()
+        # hold the slot of our own number too, so a replica that had to fall back never takes it
+        slot = claim_slot(slot_dir, prefer=number) if slot_dir else number
+        if slot is None or slot == number:
+            return f"{prefix}:{name}-{number}", "compose replica number"
+        return f"{prefix}:{name}-{slot}", f"slot {slot} under {slot_dir} (slot {number} is held by another replica)"
     slot = claim_slot(slot_dir) if slot_dir else None
     if slot is not None:
         return f"{prefix}:{name}-{slot}", f"slot {slot} under {slot_dir}"

@@ -89,9 +89,17 @@ def test_agent_only_credentials_reach_only_agents(installed):
             assert "tok3n" not in text and "awsS3cret" not in text, name
 
 
+def test_workers_share_the_slot_directory_for_stable_ids(installed):
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2")
+    agent = cfg["services"]["agent"]
+    (mount,) = [v for v in agent["volumes"] if v["target"] == agent["environment"]["AGENT_SLOT_DIR"]]
+    assert mount["type"] == "bind" and mount["source"] == str(installed.data_dir / "agent" / "slots")
+    assert (installed.data_dir / "agent" / "slots").is_dir(), "inv install makes it"
+
+
 def test_venv_workers_get_no_docker_socket_docker_workers_do(installed):
     _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2")
-    assert "volumes" not in cfg["services"]["agent"]
+    assert not any(v["source"] == "/var/run/docker.sock" for v in cfg["services"]["agent"]["volumes"])
     _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_MODE="docker")
     agent = cfg["services"]["agent"]
     assert any(v["source"] == "/var/run/docker.sock" for v in agent["volumes"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import socket
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -103,6 +105,44 @@ def test_worker_id_falls_back_to_a_slot_without_docker_dns(monkeypatch, tmp_path
     monkeypatch.setattr(entry, "compose_number", lambda: None)
     wid, how = entry.worker_id({"CLEARML_AGENT_WORKER_PREFIX": "gpu-box", "AGENT_SLOT_DIR": str(tmp_path)})
     assert wid == "gpu-box:agent-1" and "slot 1" in how
+
+
+def test_a_replica_without_its_number_never_takes_the_id_of_one_with_it(monkeypatch, tmp_path):
+    env = {"CLEARML_AGENT_WORKER_PREFIX": "box", "AGENT_SLOT_DIR": str(tmp_path)}
+    numbers = iter([None, 1, 3])  # the first replica's DNS lookup failed; the others read their numbers
+    monkeypatch.setattr(entry, "compose_number", lambda: next(numbers))
+    found = [entry.worker_id(env) for _ in range(3)]
+    assert [wid for wid, _ in found] == ["box:agent-1", "box:agent-2", "box:agent-3"]
+    assert "slot 1 under" in found[0][1]
+    assert "slot 2 under" in found[1][1] and "slot 1 is held by another replica" in found[1][1]
+    assert found[2][1] == "compose replica number", "its own slot was free: the number stands"
+
+
+def test_slot_ids_are_stable_across_re_creation(tmp_path):
+    """Separate processes, as the replicas are: a re-created replica gets the id that was freed."""
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('e', {str(ROOT / 'agents/image/entrypoint.py')!r})\n"
+            "e = importlib.util.module_from_spec(spec); spec.loader.exec_module(e)\n"
+            "e.compose_number = lambda: None\n"
+            f"print(e.worker_id({{'CLEARML_AGENT_WORKER_PREFIX': 'box', 'AGENT_SLOT_DIR': {str(tmp_path)!r}}})[0],"
+            " flush=True)\n"
+            "sys.stdin.read()\n")
+
+    def start() -> tuple[subprocess.Popen, str]:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return proc, proc.stdout.readline().strip()
+
+    running = [start() for _ in range(3)]
+    try:
+        assert [wid for _, wid in running] == ["box:agent-1", "box:agent-2", "box:agent-3"]
+        running[1][0].kill()
+        running[1][0].wait()
+        running[1] = start()
+        assert running[1][1] == "box:agent-2", "the re-created replica has the id of the one it replaced"
+    finally:
+        for proc, _ in running:
+            proc.kill()
+            proc.wait()
 
 
 def test_health_finds_the_daemon(tmp_path):
