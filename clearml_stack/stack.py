@@ -28,12 +28,17 @@ class Stack:
         self.users = load_users(self.settings.users_file)
         self.layers = layer_mod.select(self.settings, has_users=bool(self.users))
 
+    def _write_generated_layers(self) -> None:
+        """The layers made from settings (GPU ids) must match them before compose reads any file."""
+        layer_mod.write_generated(self.settings, self.layers)
+
     # --- the one choke point -----------------------------------------------------------------
     def argv(self, *args: str) -> list[str]:
         return compose.argv(compose.find(), self.settings, self.layers, args)
 
     def compose(self, *args: str, capture: bool = False, check: bool = True, echo: bool = True,
                 input: str | None = None) -> Result:
+        self._write_generated_layers()
         return run(self.argv(*args), env=compose.environment(self.settings), capture=capture, check=check,
                    echo=echo, input=input)
 

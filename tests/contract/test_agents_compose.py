@@ -106,21 +106,30 @@ def test_venv_workers_get_no_docker_socket_docker_workers_do(installed):
     assert agent["environment"]["CLEARML_AGENT_DOCKER_HOST_MOUNT"].endswith("/agent/workers:/root/.clearml")
 
 
-@pytest.mark.parametrize("gpus", ["all", "0,1"])
-def test_gpus_are_a_device_reservation(installed, gpus):
+def test_every_gpu_is_a_count_all_reservation(installed):
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_GPUS="all")
+    (device,) = cfg["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert device["count"] in (-1, "all") and "device_ids" not in device
+
+
+@pytest.mark.parametrize("gpus, ids", [("0,1", ["0", "1"]), ("3", ["3"]), ("0,2,5", ["0", "2", "5"])])
+def test_gpu_ids_are_a_list_of_ids(installed, gpus, ids):
     _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_GPUS=gpus)
     (device,) = cfg["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
-    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["device_ids"] == [gpus]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert device["device_ids"] == ids and "count" not in device
+    assert (installed.data_dir / "compose" / "workers-gpu-ids.yml").is_file()
 
 
-@pytest.mark.parametrize("flag", ["0", "two"])
-def test_agents_up_refuses_zero_or_garbage_replicas_changing_nothing(installed, flag):
-    before = installed.env_file.read_text()
-    proc = installed.inv("agents.up", "--replicas", flag, check=False)
-    assert proc.returncode != 0
-    assert f"--replicas {flag!r}" in proc.stderr or f"--replicas {flag}" in proc.stderr
-    assert ("inv agents.down" if flag == "0" else "whole number") in proc.stderr
-    assert installed.env_file.read_text() == before
+def test_changed_gpu_ids_rewrite_the_generated_layer(installed):
+    merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GPUS="0,1")
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GPUS="2")
+    (device,) = cfg["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["device_ids"] == ["2"], "a stale generated file is never used"
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GPUS="all")
+    (device,) = cfg["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
+    assert "device_ids" not in device
 
 
 # --- the bundle -------------------------------------------------------------------------------

@@ -228,6 +228,20 @@ def test_worker_layers_follow_the_settings():
     assert agents.worker_layers(settings(CLEARML_AGENT_REPLICAS="2")) == ["workers"]
     assert agents.worker_layers(settings(CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_MODE="docker",
                                          CLEARML_AGENT_GPUS="all")) == ["workers", "workers-docker", "workers-gpu"]
+    assert agents.worker_layers(settings(CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_GPUS="0,1")) == \
+        ["workers", "workers-gpu-ids"]
+
+
+def test_gpu_ids_layer_lists_each_id():
+    import yaml
+
+    text = agents.gpu_ids_layer("0, 1,3")
+    (device,) = yaml.safe_load(text)["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device == {"driver": "nvidia", "device_ids": ["0", "1", "3"], "capabilities": ["gpu"]}
+    for bad in ("all", "", "0,x"):
+        with pytest.raises(StackError, match="CLEARML_AGENT_GPUS"):
+            agents.gpu_ids_layer(bad)
+    assert agents.generated_layers(settings(CLEARML_AGENT_GPUS="0,1"), ["workers"]) == {}
 
 
 def test_image_tag_changes_with_what_the_image_is_made_of():
