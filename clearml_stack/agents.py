@@ -30,10 +30,18 @@ def context_files(context: Path) -> list[Path]:
     return sorted(p for p in context.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-def context_digest(context: Path) -> str:
-    """Hash of every file of the build context: path, executable bit and content."""
+def portable_context_files(context: Path) -> list[Path]:
+    """The build context without the optional offline wheels (they are for this host's CPU and Python;
+    another machine installs clearml-agent from PyPI). ``wheels/README.md`` stays: the Dockerfile
+    copies the directory."""
+    return [p for p in context_files(context)
+            if p.relative_to(context).parts[0] != "wheels" or p.relative_to(context).as_posix() == "wheels/README.md"]
+
+
+def context_digest(context: Path, files: Sequence[Path] | None = None) -> str:
+    """Hash of every file of the build context (or of ``files`` in it): path, executable bit and content."""
     h = hashlib.sha256()
-    for path in context_files(context):
+    for path in context_files(context) if files is None else files:
         for part in (path.relative_to(context).as_posix().encode(), str(path.stat().st_mode & 0o111).encode(),
                      path.read_bytes()):
             h.update(len(part).to_bytes(8, "big"))

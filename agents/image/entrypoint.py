@@ -10,6 +10,8 @@ Reads only environment variables (set by the kit's compose files):
   AGENT_GPUS        empty: CPU only; otherwise the GPUs compose reserved for this container
   AGENT_SERVICES_CONCURRENCY  services mode: most services at once (0: no limit)
   AGENT_CREATE_QUEUE  true: create missing queues (default true)
+  AGENT_CA_CERT     a CA certificate to trust beside the public ones (a gateway's self-signed CA): joined
+    with the system's CAs into the file REQUESTS_CA_BUNDLE names, which clearml-agent, pip and git use
   CLEARML_WORKER_ID   when set, used as is; otherwise "<prefix>:<AGENT_WORKER_NAME>-<n>", where
     prefix is CLEARML_AGENT_WORKER_PREFIX or the host's name (/etc/host-hostname, mounted read-only),
     and n is this replica's compose container number, read back from Docker's embedded DNS (the PTR
@@ -63,6 +65,46 @@ def problems(env: Mapping[str, str]) -> list[str]:
     if mode in ("docker", "services") and not env.get("AGENT_DOCKER_IMAGE", "").strip():
         found.append(f"AGENT_DOCKER_IMAGE is not set (mode {mode} runs tasks in containers of that image)")
     return found
+
+
+SYSTEM_CAS = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+
+
+def ca_bundle_text(public: str, extra: str) -> str:
+    """The public CAs followed by ``extra`` (pure)."""
+    return public.rstrip("\n") + "\n" + extra.strip("\n") + "\n" if public.strip() else extra.strip("\n") + "\n"
+
+
+def prepare_ca_bundle(env: Mapping[str, str]) -> str | None:
+    """Write REQUESTS_CA_BUNDLE from the system CAs and AGENT_CA_CERT; the reason it failed, or None."""
+    extra, target = env.get("AGENT_CA_CERT", "").strip(), env.get("REQUESTS_CA_BUNDLE", "").strip()
+    if not extra:
+        return None
+    if not target or target == extra:
+        return f"AGENT_CA_CERT={extra} needs REQUESTS_CA_BUNDLE set to another path (the joined bundle)"
+    try:
+        cert = Path(extra).read_text()
+    except OSError as exc:
+        return f"AGENT_CA_CERT={extra} cannot be read ({exc.strerror}): is the CA file mounted?"
+    if "BEGIN CERTIFICATE" not in cert:
+        return f"AGENT_CA_CERT={extra} holds no PEM certificate"
+    public = ""
+    for path in SYSTEM_CAS:
+        try:
+            public = Path(path).read_text()
+            break
+        except OSError:
+            continue
+    if not public:
+        try:
+            import certifi  # a dependency of requests, which clearml-agent uses
+
+            public = Path(certifi.where()).read_text()
+        except (ImportError, OSError):
+            public = ""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(ca_bundle_text(public, cert))
+    return None
 
 
 def daemon_argv(env: Mapping[str, str]) -> list[str]:
@@ -254,6 +296,10 @@ def main(args: list[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         print("  fix: start agents through the kit (`inv agents.up`, or the bundle's `docker compose up -d`),"
               " which sets these", file=sys.stderr)
+        return EXIT_CONFIG
+    ca_problem = prepare_ca_bundle(env)
+    if ca_problem:
+        print(f"clearml-agent-entrypoint: cannot start the agent: {ca_problem}", file=sys.stderr)
         return EXIT_CONFIG
     wid, how = worker_id(env)
     os.environ["CLEARML_WORKER_ID"] = wid

@@ -57,17 +57,25 @@ def status(c, json=False):
     "out": "where to write the tarball (default: clearml-agents-<project>.tar.gz here)",
     "replicas": "agents the other machine starts (default 1)",
     "queue": "queue to serve; repeat for several (default: CLEARML_AGENT_QUEUES)",
+    "local_ports": "tunnel mode: ports WEB,API,FILES the bundle's tunnel listens on there (default: the "
+                   "server's own), as `inv connect-script --local-ports`",
 })
-def bundle(c, out="", replicas=1, queue=None):
+def bundle(c, out="", replicas=1, queue=None, local_ports=""):
     """Write a tarball that turns another machine into worker agents of this server."""
     from pathlib import Path
 
     from .. import bundle as bundle_mod
+    from ..clients import parse_local_ports
+    from ..errors import StackError
 
     settings = load_settings()
     settings.require_installed()
-    connect = bundle_mod.connect_script(settings)
-    files = bundle_mod.render(settings, int(replicas), queue or (), connect)
+    if local_ports and settings.mode != "tunnel":
+        raise StackError(f"--local-ports {local_ports}: the server is in {settings.mode} mode, where agents use "
+                         "its public URLs and no tunnel", "drop --local-ports")
+    ports = parse_local_ports(local_ports) if local_ports else None
+    connect = bundle_mod.connect_script(settings, local_ports=ports)
+    files = bundle_mod.render(settings, int(replicas), queue or (), connect, local_ports=ports)
     target = Path(out or f"clearml-agents-{settings.project}.tar.gz").expanduser().resolve()
     bundle_mod.write(target, bundle_mod.tarball(files))
     ui.ok(f"wrote {target} (mode 0600: it holds the agent key pair)")

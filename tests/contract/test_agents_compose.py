@@ -172,6 +172,7 @@ def test_bundle_holds_the_agent_pair_and_no_other_secret(bundle):
     files = [p for p in top.rglob("*") if p.is_file()]
     assert {"docker-compose.yml", "agent.env", "README.md", "Makefile", "image/Dockerfile",
             "image/entrypoint.py"} <= {p.relative_to(top).as_posix() for p in files}
+    assert not [p for p in files if p.suffix == ".whl"], "this host's wheels never ship (other CPU, other Python)"
     for path in files:
         data = path.read_bytes()
         for key, value in others.items():
@@ -187,6 +188,67 @@ def test_bundle_readme_and_makefile_carry_the_commands(bundle):
     proc = subprocess.run(["make", "-n", "up"], cwd=top, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "docker compose up -d" in proc.stdout and "connect.sh" in proc.stdout
+
+
+def bundle_agent(kit, tmp_path, *flags: str) -> tuple[dict, "Path"]:
+    """`inv agents.bundle`, unpacked, and its agent service as `docker compose config` renders it there."""
+    out = tmp_path / "b.tar.gz"
+    kit.inv("agents.bundle", "--out", str(out), *flags)
+    with tarfile.open(out) as tar:
+        tar.extractall(tmp_path / "u", filter="tar") if sys.version_info >= (3, 12) else tar.extractall(tmp_path / "u")
+    top = tmp_path / "u" / "clearml-agents"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML", "STACK_", "COMPOSE_", "AGENT_"))}
+    proc = subprocess.run([*find().argv, "config", "--format", "json"], cwd=top, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["services"]["agent"], top
+
+
+@pytest.mark.parametrize("mode, extra", [
+    ("tunnel", {}), ("ports", {"CLEARML_DOMAIN": "ml.example.com"}),
+    ("subdomains", {"CLEARML_DOMAIN": "ml.example.com"}),
+    ("lightning-proxy", {"CLEARML_DOMAIN": "01abc.cloudspaces.litng.ai"}),
+])
+def test_bundle_urls_are_the_client_urls_of_each_mode(kit, tmp_path, mode, extra):
+    from clearml_stack.clients import client_urls
+
+    kit.env.update({"CLEARML_ACCESS_MODE": mode, **extra})
+    kit.inv("install")
+    agent, _ = bundle_agent(kit, tmp_path)
+    urls = client_urls(kit.settings())
+    env = agent["environment"]
+    assert (env["CLEARML_WEB_HOST"], env["CLEARML_API_HOST"], env["CLEARML_FILES_HOST"]) == \
+        (urls.web, urls.api, urls.files_local)
+
+
+def test_tunnel_bundle_with_other_local_ports_uses_them_everywhere(installed, tmp_path):
+    from clearml_stack.clients import LocalPorts, client_urls
+
+    installed.env["CLEARML_SSH_TARGET"] = "ops@gw.example.com"
+    agent, top = bundle_agent(installed, tmp_path, "--local-ports", "18080,18008,18081")
+    urls = client_urls(installed.settings(), LocalPorts(18080, 18008, 18081))
+    env = agent["environment"]
+    assert (env["CLEARML_API_HOST"], env["CLEARML_FILES_HOST"]) == (urls.api, urls.files_local) == \
+        ("http://localhost:18008", "http://localhost:18081")
+    assert "18008" in (top / "connect.sh").read_text()
+
+
+def test_self_signed_bundle_ships_and_trusts_the_gateway_ca(kit, tmp_path):
+    from clearml_stack.gateway import ca_cert_path
+
+    kit.env.update({"CLEARML_ACCESS_MODE": "subdomains", "CLEARML_DOMAIN": "ml.example.com",
+                    "CLEARML_TLS": "self-signed"})
+    kit.inv("install")
+    agent, top = bundle_agent(kit, tmp_path)
+    assert (top / "tls" / "ca.crt").read_bytes() == ca_cert_path(kit.settings()).read_bytes()
+    (mount,) = [v for v in agent["volumes"] if v["target"] == agent["environment"]["AGENT_CA_CERT"]]
+    assert mount["source"] == str(top / "tls" / "ca.crt") and mount["read_only"] is True
+    assert agent["environment"]["REQUESTS_CA_BUNDLE"] not in ("", mount["target"])
+    assert agent["environment"]["CLEARML_API_HOST_VERIFY_CERT"] == "true"
+    assert agent["environment"]["CLEARML_API_HOST"].startswith("https://api.ml.example.com")
+    assert "BEGIN CERTIFICATE" in (top / "tls" / "ca.crt").read_text()
+    assert "PRIVATE KEY" not in "".join(p.read_text(errors="replace") for p in top.rglob("*") if p.is_file()), \
+        "the CA's key never leaves the server"
 
 
 def test_tunnel_bundle_carries_the_generated_connect_script(installed, tmp_path):
