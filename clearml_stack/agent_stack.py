@@ -59,6 +59,9 @@ def up(settings: Settings, replicas: int | None = None, queues: Sequence[str] = 
        cpu_only: bool = False, timeout: int | None = None) -> None:
     settings.require_installed()
     plan = agents.plan_up(settings.values, replicas, queues, gpus, cpu_only)
+    gcs = agents.gcs_file_problem(settings["CLEARML_AGENT_GCS_CREDENTIALS_FILE"])
+    if gcs:
+        raise StackError(gcs, agents.GCS_FIX)
     if plan.gpus:
         problem = agents.gpu_problem(engine_runtimes(), bool(shutil.which("nvidia-container-runtime-hook")))
         if problem:

@@ -140,6 +140,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "STACK_AGENT_GPUS": settings["CLEARML_AGENT_GPUS"],
         "STACK_AGENT_WORKER_PREFIX": worker_prefix(settings),
         "STACK_SERVICES_QUEUE": settings["CLEARML_SERVICES_QUEUE"],
+        "STACK_AGENT_GCS_CREDENTIALS_FILE": settings["CLEARML_AGENT_GCS_CREDENTIALS_FILE"],
         "STACK_SERVICES_CONCURRENCY": settings["CLEARML_SERVICES_CONCURRENCY"],
     }
 
@@ -221,6 +222,24 @@ def down_updates(values: Mapping[str, str], forget: bool) -> dict[str, str]:
     if forget and int(values.get("CLEARML_AGENT_REPLICAS", "0") or "0") != 0:
         return {"CLEARML_AGENT_REPLICAS": "0"}
     return {}
+
+
+def gcs_file_problem(path: str) -> str | None:
+    """Why the GCS key file CLEARML_AGENT_GCS_CREDENTIALS_FILE cannot be mounted, or None (reads the file's status)."""
+    if not path:
+        return None
+    found = Path(path)
+    if not found.is_file():
+        return f"CLEARML_AGENT_GCS_CREDENTIALS_FILE={path}: no such file on this host"
+    try:
+        with found.open("rb"):
+            pass
+    except OSError as exc:
+        return f"CLEARML_AGENT_GCS_CREDENTIALS_FILE={path}: cannot be read ({exc.strerror})"
+    return None
+
+
+GCS_FIX = "put the service-account JSON there, or empty CLEARML_AGENT_GCS_CREDENTIALS_FILE"
 
 
 def gpu_problem(runtimes: Sequence[str], hook_on_path: bool) -> str | None:

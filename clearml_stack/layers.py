@@ -8,7 +8,7 @@ from .agents import worker_layers
 from .settings import Settings, truthy
 
 ALL_LAYERS = ("base", "auth", "nginx", "nginx-http", "web-urls", "agents", "workers", "workers-docker",
-              "workers-gpu", "workers-gpu-ids", "ports-exposed")
+              "workers-gpu", "workers-gpu-ids", "agents-gcs", "workers-gcs", "ports-exposed")
 #: layers written from the settings under <data>/compose (see :func:`write_generated`), not kept in compose/
 GENERATED = ("workers-gpu-ids",)
 DESCRIPTIONS = {
@@ -25,6 +25,8 @@ DESCRIPTIONS = {
     "workers-gpu": "every GPU reserved for each worker agent (CLEARML_AGENT_GPUS=all)",
     "workers-gpu-ids": "the GPU ids CLEARML_AGENT_GPUS lists (e.g. 0,1) reserved for each worker agent; "
     "generated as <data>/compose/workers-gpu-ids.yml",
+    "agents-gcs": "the GCS key file CLEARML_AGENT_GCS_CREDENTIALS_FILE, read-only in the services agent",
+    "workers-gcs": "the GCS key file CLEARML_AGENT_GCS_CREDENTIALS_FILE, read-only in the worker agents",
     "ports-exposed": "publishes Mongo, Elasticsearch and Redis (CLEARML_EXPOSE_STORES=loopback|all)",
 }
 
@@ -40,9 +42,11 @@ def select(settings: Settings, has_users: bool) -> list[str]:
             chosen.append("nginx-http")
     if settings.mode == "lightning-proxy":
         chosen.append("web-urls")
+    gcs = bool(settings["CLEARML_AGENT_GCS_CREDENTIALS_FILE"])
     if truthy(settings["CLEARML_SERVICES_AGENT"]):
-        chosen.append("agents")
-    chosen += worker_layers(settings)
+        chosen += ["agents", "agents-gcs"] if gcs else ["agents"]
+    workers = worker_layers(settings)
+    chosen += workers + (["workers-gcs"] if workers and gcs else [])
     if settings["CLEARML_EXPOSE_STORES"] != "no":
         chosen.append("ports-exposed")
     return chosen

@@ -59,6 +59,12 @@ class Stack:
         if found[0].status == "fail":
             raise StackError(found[0].detail, found[0].fix)
         compose.find()
+        if any(name in self.layers for name in ("agents-gcs", "workers-gcs")):
+            from .agents import GCS_FIX, gcs_file_problem
+
+            gcs = gcs_file_problem(self.settings["CLEARML_AGENT_GCS_CREDENTIALS_FILE"])
+            if gcs:
+                raise StackError(gcs, GCS_FIX)
         found.append(checks.max_map_count(hostinfo.max_map_count()))
         found += checks.ports(checks.published_ports(self.settings, self.layers), hostinfo.port_free,
                               hostinfo.port_owner, self.running_ports())

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from clearml_stack.compose import find
-from clearml_stack.settings import SECRET_KEYS
+from clearml_stack.settings import AGENT_ONLY_KEYS, SECRET_KEYS
 
 pytestmark = pytest.mark.contract
 
@@ -78,15 +78,53 @@ def test_services_queue_and_concurrency_are_settings(installed):
     assert (env["AGENT_QUEUES"], env["AGENT_SERVICES_CONCURRENCY"]) == ("svc", "3")
 
 
-def test_agent_only_credentials_reach_only_agents(installed):
-    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GIT_PASS="tok3n",
-                    AWS_SECRET_ACCESS_KEY="awsS3cret")
+@pytest.mark.parametrize("key", AGENT_ONLY_KEYS)
+def test_agent_only_credentials_reach_only_agents(installed, tmp_path, key):
+    if key == "CLEARML_AGENT_GCS_CREDENTIALS_FILE":
+        (tmp_path / "gcs-key.json").write_text('{"type": "service_account"}')
+        value = str(tmp_path / "gcs-key.json")
+    elif key == "GOOGLE_APPLICATION_CREDENTIALS":
+        value = "/secrets/agentOnlyValue.json"
+    else:
+        value = "agentOnlyValue"
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", **{key: value})
+    assert {"agent", "agent-services"} <= set(cfg["services"])
     for name, svc in cfg["services"].items():
         text = json.dumps(svc)
         if name in ("agent", "agent-services"):
-            assert "tok3n" in text and "awsS3cret" in text
+            assert value in text, f"{key} does not reach {name}"
         else:
-            assert "tok3n" not in text and "awsS3cret" not in text, name
+            assert value not in text, f"{key} leaked into {name}"
+
+
+def test_gcs_key_file_is_mounted_read_only_only_when_set(installed, tmp_path):
+    key = tmp_path / "gcs-key.json"
+    key.write_text('{"type": "service_account"}')
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1")
+    for name in ("agent", "agent-services"):
+        assert not any(v["target"].endswith("gcs-credentials.json") for v in cfg["services"][name].get("volumes", [])), name
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GCS_CREDENTIALS_FILE=str(key))
+    for name in ("agent", "agent-services"):
+        svc = cfg["services"][name]
+        (mount,) = [v for v in svc["volumes"] if v["source"] == str(key)]
+        assert mount["read_only"] is True and svc["environment"]["GOOGLE_APPLICATION_CREDENTIALS"] == mount["target"]
+
+
+@pytest.mark.parametrize("value, needle", [("relative/key.json", "absolute path"), ("/keys/a:b.json", "':'")])
+def test_a_bad_gcs_key_path_is_refused_naming_it(installed, value, needle):
+    proc = installed.inv("config", check=False, extra_env={"CLEARML_AGENT_GCS_CREDENTIALS_FILE": value})
+    assert proc.returncode != 0 and "CLEARML_AGENT_GCS_CREDENTIALS_FILE" in proc.stderr and needle in proc.stderr
+
+
+def test_a_missing_gcs_key_file_stops_agents_up_before_anything_changes(installed, tmp_path):
+    before = installed.env_file.read_text()
+    proc = installed.inv("agents.up", check=False,
+                         extra_env={"CLEARML_AGENT_GCS_CREDENTIALS_FILE": str(tmp_path / "missing.json")})
+    assert proc.returncode != 0 and "no such file" in proc.stderr and "missing.json" in proc.stderr
+    assert installed.env_file.read_text() == before
+    both = installed.inv("config", check=False, extra_env={"CLEARML_AGENT_GCS_CREDENTIALS_FILE": str(tmp_path / "k"),
+                                                           "GOOGLE_APPLICATION_CREDENTIALS": "/x.json"})
+    assert both.returncode != 0 and "both set" in both.stderr
 
 
 def test_workers_share_the_slot_directory_for_stable_ids(installed):
