@@ -59,6 +59,9 @@ def up(settings: Settings, replicas: int | None = None, queues: Sequence[str] = 
        cpu_only: bool = False, timeout: int | None = None) -> None:
     settings.require_installed()
     plan = agents.plan_up(settings.values, replicas, queues, gpus, cpu_only)
+    gcs = agents.gcs_file_problem(settings["CLEARML_AGENT_GCS_CREDENTIALS_FILE"])
+    if gcs:
+        raise StackError(gcs, agents.GCS_FIX)
     if plan.gpus:
         problem = agents.gpu_problem(engine_runtimes(), bool(shutil.which("nvidia-container-runtime-hook")))
         if problem:
@@ -79,14 +82,23 @@ def up(settings: Settings, replicas: int | None = None, queues: Sequence[str] = 
     ui.ok(f"{plan.replicas} worker agent(s) running; `inv agents.status` shows them, `inv agents.down` stops them")
 
 
-def down(settings: Settings) -> None:
-    """Stop and remove every worker agent; the server and the services agent keep running."""
+def down(settings: Settings, forget: bool = False) -> None:
+    """Stop and remove every worker agent; the server and the services agent keep running.
+
+    The configured count stays (the next `inv agents.up`, `inv up` or Studio start brings them back)
+    unless ``forget``, which sets CLEARML_AGENT_REPLICAS=0.
+    """
     current = agents.replicas(settings)
+    updates = agents.down_updates(settings.values, forget)
     # the worker service must be part of the files for compose to address it, even at 0 replicas
     view = settings if current > 0 else settings_mod.load(overrides={"CLEARML_AGENT_REPLICAS": "1"})
     Stack(view).compose("rm", "--stop", "--force", agents.WORKER_SERVICE)
-    save_settings(settings, {"CLEARML_AGENT_REPLICAS": "0"} if current else {})
-    ui.ok("worker agents stopped; the server keeps running (`inv down` stops it)")
+    save_settings(settings, updates)
+    if current > 0 and not forget:
+        ui.ok(f"worker agents stopped; {current} stay configured (`inv agents.up` starts them again, "
+              "`inv agents.down --forget` keeps none); the server keeps running (`inv down` stops it)")
+    else:
+        ui.ok("worker agents stopped; none configured; the server keeps running (`inv down` stops it)")
 
 
 def status(settings: Settings) -> dict:

@@ -1,6 +1,7 @@
 """`inv agents.bundle`: a tarball that turns another machine into worker agents of this server.
 
-It holds a compose file (one agent service, scaled), the agent image's build context, ``agent.env``
+It holds a compose file (one agent service, scaled), the agent image's build context (without this
+host's offline wheels: the other machine installs clearml-agent from PyPI), ``agent.env``
 with the agent key pair and nothing else secret (mode 0600 inside the archive), the connect script in
 tunnel mode, a README with the two commands, and a Makefile. Rendering is pure; writing is one call.
 """
@@ -17,16 +18,18 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from . import agents
-from .clients import find_target
+from .clients import ClientUrls, Credentials, LocalPorts, client_environment, client_urls, find_target
 from .errors import StackError
 from .fsutil import atomic_write
 from .render.connect_script import render_connect_script
 from .render.template import fill_file
 from .settings import Settings
-from .urls import ServerUrls, local_urls, public_urls
 
 TOP = "clearml-agents"
 CONNECT = "connect.sh"
+CA_FILE = "tls/ca.crt"  # in the bundle: the gateway's self-signed CA (CLEARML_TLS=self-signed)
+CA_IN_CONTAINER = "/etc/clearml-agent/ca.crt"
+CA_BUNDLE_IN_CONTAINER = "/etc/clearml-agent/ca-bundle.pem"  # public CAs + CA_IN_CONTAINER, made at start
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,33 @@ class BundleFile:
     mode: int = 0o644
 
 
-def server_urls(settings: Settings) -> ServerUrls:
-    """Where the bundle's agents reach the server: through the tunnel's local ports in tunnel mode
-    (the ports connect.sh opens on 127.0.0.1), the public URLs in every other mode."""
-    return local_urls(settings) if settings.mode == "tunnel" else public_urls(settings)
+def server_urls(settings: Settings, local_ports: LocalPorts | None = None) -> ClientUrls:
+    """Where the bundle's agents reach the server: exactly what a client gets (``inv client-config``),
+    so through the tunnel's local ports in tunnel mode and the mode's public URLs otherwise."""
+    return client_urls(settings, local_ports)
 
 
-def connect_script(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+def agent_environment(settings: Settings, local_ports: LocalPorts | None = None) -> dict[str, str]:
+    """The hosts and the agent key pair, generated like a client's (``clients.client_environment``)."""
+    pair = Credentials(settings.secret("CLEARML_AGENT_ACCESS_KEY"), settings.secret("CLEARML_AGENT_SECRET_KEY"))
+    return client_environment(settings, pair, local_ports)
+
+
+def ca_certificate(settings: Settings) -> bytes | None:
+    """The gateway's self-signed CA the agents must trust, or None when TLS is not self-signed here."""
+    if settings.mode != "subdomains" or settings.tls != "self-signed":
+        return None
+    from .gateway import ca_cert_path
+
+    path = ca_cert_path(settings)
+    if not path.is_file():
+        raise StackError(f"CLEARML_TLS=self-signed but the gateway's CA {path} does not exist yet",
+                         "run `inv install` (or `inv up`), which makes it, then `inv agents.bundle` again")
+    return path.read_bytes()
+
+
+def connect_script(settings: Settings, environ: Mapping[str, str] | None = None,
+                   local_ports: LocalPorts | None = None) -> str | None:
     """The generated tunnel script for a tunnel-mode bundle, or None when there is nothing to bake in.
 
     Its SSH target is ``CLEARML_SSH_TARGET`` or this Lightning Studio's address (see ``inv host``); it
@@ -51,7 +74,7 @@ def connect_script(settings: Settings, environ: Mapping[str, str] | None = None)
     if settings.mode != "tunnel":
         return None
     target = find_target(settings, os.environ if environ is None else environ)
-    return render_connect_script(settings, target) if target else None
+    return render_connect_script(settings, target, local_ports) if target else None
 
 
 def _yaml(value: str) -> str:
@@ -59,31 +82,41 @@ def _yaml(value: str) -> str:
 
 
 def render(settings: Settings, replicas: int, queues: Sequence[str], connect: str | None,
-           context: Path | None = None) -> list[BundleFile]:
-    """Every file of the bundle (pure apart from reading the image's build context)."""
+           context: Path | None = None, local_ports: LocalPorts | None = None) -> list[BundleFile]:
+    """Every file of the bundle (pure apart from reading the image's build context and the gateway CA)."""
     if replicas < 1:
         raise StackError(f"--replicas {replicas}: must be 1 or more", "e.g. --replicas 2")
     names = [q for given in queues for q in agents.split_queues(given)] or \
         agents.split_queues(settings["CLEARML_AGENT_QUEUES"])
     context = context or agents.context_dir(settings.kit_root)
-    urls = server_urls(settings)
+    urls = server_urls(settings, local_ports)
+    env = agent_environment(settings, local_ports)
+    ca = ca_certificate(settings)
     tunnel = settings.mode == "tunnel"
     values = {
-        "server": public_urls(settings).web if not tunnel else f"{urls.web} (through connect.sh)",
-        "image": agents.image_ref(settings, agents.context_digest(context)),
+        "server": urls.web if not tunnel else f"{urls.web} (through connect.sh)",
+        "image": agents.image_ref(settings, agents.context_digest(context, agents.portable_context_files(context))),
         "base_image": _yaml(settings["CLEARML_AGENT_BASE_IMAGE"]),
         "agent_version": settings["CLEARML_AGENT_VERSION"],
         "apt_packages": _yaml(settings["CLEARML_AGENT_APT_PACKAGES"]),
         "replicas": str(replicas),
         "queues": " ".join(names),
-        "api": urls.api,
-        "web": urls.web,
-        "files": urls.files,
+        "api": env["CLEARML_API_HOST"],
+        "web": env["CLEARML_WEB_HOST"],
+        "files": env["CLEARML_FILES_HOST"],
         "reach": "the tunnel connect.sh opens on this machine's 127.0.0.1" if tunnel else "the server's public URLs",
+        "tls_env": "" if ca is None else (
+            f"\n      # the gateway's self-signed CA ({CA_FILE}), trusted beside the public CAs\n"
+            f"      AGENT_CA_CERT: {CA_IN_CONTAINER}\n"
+            f"      REQUESTS_CA_BUNDLE: {CA_BUNDLE_IN_CONTAINER}\n"
+            '      CLEARML_API_HOST_VERIFY_CERT: "true"'),
+        "tls_volume": "" if ca is None else f"\n      - ./{CA_FILE}:{CA_IN_CONTAINER}:ro",
     }
     compose_text = fill_file("agents/bundle/docker-compose.yml.tmpl", values)
     files = [BundleFile("docker-compose.yml", compose_text.encode()),
-             BundleFile("agent.env", env_text(settings).encode(), 0o600)]
+             BundleFile("agent.env", env_text(env).encode(), 0o600)]
+    if ca is not None:
+        files.append(BundleFile(CA_FILE, ca))
     if tunnel:
         if connect is not None:
             files.append(BundleFile(CONNECT, connect.encode(), 0o755))
@@ -107,7 +140,8 @@ def render(settings: Settings, replicas: int, queues: Sequence[str], connect: st
             "\t@if [ -f connect.pid ]; then kill $$(cat connect.pid) 2>/dev/null; rm -f connect.pid; fi\n")
     else:
         commands = "docker compose up -d    # start the agents"
-        commands_text = f"The agents reach the server at {urls.api} directly."
+        commands_text = f"The agents reach the server at {urls.api} directly." + (
+            f" Its certificate is signed by the server's own CA, `{CA_FILE}`, which the agents trust." if ca else "")
         connect_file = up_deps = tunnel_needs = tunnel_stop = connect_targets = ""
     files.append(BundleFile("README.md", fill_file("agents/bundle/README.md.tmpl", {
         "server": values["server"], "replicas": str(replicas), "queues": values["queues"],
@@ -117,18 +151,18 @@ def render(settings: Settings, replicas: int, queues: Sequence[str], connect: st
     files.append(BundleFile("Makefile", fill_file("agents/bundle/Makefile.tmpl", {
         "server": values["server"], "up_deps": up_deps, "connect_targets": connect_targets,
     }).encode()))
-    for path in agents.context_files(context):
+    for path in agents.portable_context_files(context):  # never this host's wheels: the other CPU may differ
         rel = path.relative_to(context).as_posix()
         files.append(BundleFile(f"image/{rel}", path.read_bytes(), 0o755 if path.stat().st_mode & 0o111 else 0o644))
     files.append(BundleFile("state/slots/.keep", b""))
     return files
 
 
-def env_text(settings: Settings) -> str:
-    """``agent.env``: the agent key pair, nothing else."""
+def env_text(env: Mapping[str, str]) -> str:
+    """``agent.env``: the agent key pair of ``agent_environment``, nothing else."""
     return ("# ClearML agent credentials (the server's services_agent pair); keep this file private\n"
-            f"CLEARML_API_ACCESS_KEY={settings.secret('CLEARML_AGENT_ACCESS_KEY')}\n"
-            f"CLEARML_API_SECRET_KEY={settings.secret('CLEARML_AGENT_SECRET_KEY')}\n")
+            f"CLEARML_API_ACCESS_KEY={env['CLEARML_API_ACCESS_KEY']}\n"
+            f"CLEARML_API_SECRET_KEY={env['CLEARML_API_SECRET_KEY']}\n")
 
 
 def tarball(files: Sequence[BundleFile], mtime: float | None = None) -> bytes:

@@ -142,7 +142,7 @@ def argv(program: ComposeProgram, settings: Settings, layers: Sequence[str], arg
     """``docker compose -p NAME --project-directory ROOT --env-file .env -f base.yml ... ARGS`` (pure)."""
     cmd = [*program.argv, "-p", settings.project, "--project-directory", str(settings.kit_root),
            "--env-file", str(settings.env_file)]
-    for path in layer_mod.files(settings.kit_root, list(layers)):
+    for path in layer_mod.files(settings.kit_root, list(layers), settings.data_dir):
         cmd += ["-f", str(path)]
     return cmd + list(args)
 

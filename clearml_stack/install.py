@@ -30,6 +30,7 @@ DATA_LAYOUT = (
     "data/mongo_4/configdb",
     "data/redis",
     "agent",
+    "agent/slots",  # worker agents' id slots (locks), shared by the replicas on this host
 )
 
 

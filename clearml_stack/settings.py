@@ -111,6 +111,17 @@ def _optional_path(v: str) -> str | None:
     return None if v == "" else _path(v)
 
 
+def _host_file(v: str) -> str | None:
+    """An absolute host path compose can mount (its existence is checked before agents start)."""
+    if v == "":
+        return None
+    if not v.startswith("/"):
+        return "must be an absolute path on this host"
+    if any(ch in v for ch in ":,\n\"'$") or v.strip() != v:
+        return "must be a path without ':', ',', quotes, '$', line breaks or surrounding spaces (compose mounts it)"
+    return None
+
+
 def _ssh_target(v: str) -> str | None:
     from .clients import target_problem  # lazily: clients imports this module
 
@@ -273,6 +284,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZURE_STORAGE_KEY", "", "Azure storage key (agents only)", sensitive=True),
     Setting("GOOGLE_APPLICATION_CREDENTIALS", "", "Path of a GCS service-account JSON inside the agent "
             "containers (agents only)"),
+    Setting("CLEARML_AGENT_GCS_CREDENTIALS_FILE", "", "Host path of a GCS service-account JSON, mounted read-only "
+            "into the agent containers, where GOOGLE_APPLICATION_CREDENTIALS names it (agents only)", _host_file,
+            "give the absolute path of the JSON key file, e.g. /home/me/keys/gcs.json"),
     # generated secrets
     Setting("CLEARML_AGENT_ACCESS_KEY", "", "Agent access key (services_agent); " + _GEN, _secret(20), secret=True),
     Setting("CLEARML_AGENT_SECRET_KEY", "", "Agent secret key (services_agent); " + _GEN, _secret(32), secret=True),
@@ -289,6 +303,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+#: settings only agent containers receive (git and cloud storage credentials)
+AGENT_ONLY_KEYS: tuple[str, ...] = tuple(s.key for s in SETTINGS if s.help.endswith("(agents only)"))
 SECRET_KEYS: tuple[str, ...] = tuple(s.key for s in SETTINGS if s.secret)
 MASKED_KEYS: tuple[str, ...] = tuple(s.key for s in SETTINGS if s.secret or s.sensitive)
 
@@ -324,6 +340,11 @@ def problems(values: Mapping[str, str]) -> list[str]:
             shown = "(hidden)" if s.secret or s.sensitive else repr(value)
             fix = s.fix or ("delete the line and run `inv install` to generate a new one" if s.secret else "")
             found.append(f"{s.key}={shown}: {reason}" + (f"; fix: {fix}" if fix else ""))
+    gcs_file, gcs_path = values.get("CLEARML_AGENT_GCS_CREDENTIALS_FILE", ""), values.get("GOOGLE_APPLICATION_CREDENTIALS", "")
+    if gcs_file and gcs_path:
+        found.append(f"CLEARML_AGENT_GCS_CREDENTIALS_FILE={gcs_file!r} and GOOGLE_APPLICATION_CREDENTIALS={gcs_path!r} "
+                     "are both set: the mounted file sets GOOGLE_APPLICATION_CREDENTIALS in the agents; fix: empty "
+                     "GOOGLE_APPLICATION_CREDENTIALS (or CLEARML_AGENT_GCS_CREDENTIALS_FILE)")
     version = values.get("CLEARML_SERVER_VERSION", "")
     if "CLEARML_SERVER_VERSION" not in bad and versions.release(version) is None:
         found.append(f"CLEARML_SERVER_VERSION={version!r}: the kit does not know this release; "

@@ -28,12 +28,17 @@ class Stack:
         self.users = load_users(self.settings.users_file)
         self.layers = layer_mod.select(self.settings, has_users=bool(self.users))
 
+    def _write_generated_layers(self) -> None:
+        """The layers made from settings (GPU ids) must match them before compose reads any file."""
+        layer_mod.write_generated(self.settings, self.layers)
+
     # --- the one choke point -----------------------------------------------------------------
     def argv(self, *args: str) -> list[str]:
         return compose.argv(compose.find(), self.settings, self.layers, args)
 
     def compose(self, *args: str, capture: bool = False, check: bool = True, echo: bool = True,
                 input: str | None = None) -> Result:
+        self._write_generated_layers()
         return run(self.argv(*args), env=compose.environment(self.settings), capture=capture, check=check,
                    echo=echo, input=input)
 
@@ -54,6 +59,12 @@ class Stack:
         if found[0].status == "fail":
             raise StackError(found[0].detail, found[0].fix)
         compose.find()
+        if any(name in self.layers for name in ("agents-gcs", "workers-gcs")):
+            from .agents import GCS_FIX, gcs_file_problem
+
+            gcs = gcs_file_problem(self.settings["CLEARML_AGENT_GCS_CREDENTIALS_FILE"])
+            if gcs:
+                raise StackError(gcs, GCS_FIX)
         found.append(checks.max_map_count(hostinfo.max_map_count()))
         found += checks.ports(checks.published_ports(self.settings, self.layers), hostinfo.port_free,
                               hostinfo.port_owner, self.running_ports())

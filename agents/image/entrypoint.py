@@ -10,12 +10,16 @@ Reads only environment variables (set by the kit's compose files):
   AGENT_GPUS        empty: CPU only; otherwise the GPUs compose reserved for this container
   AGENT_SERVICES_CONCURRENCY  services mode: most services at once (0: no limit)
   AGENT_CREATE_QUEUE  true: create missing queues (default true)
+  AGENT_CA_CERT     a CA certificate to trust beside the public ones (a gateway's self-signed CA): joined
+    with the system's CAs into the file REQUESTS_CA_BUNDLE names, which clearml-agent, pip and git use
   CLEARML_WORKER_ID   when set, used as is; otherwise "<prefix>:<AGENT_WORKER_NAME>-<n>", where
     prefix is CLEARML_AGENT_WORKER_PREFIX or the host's name (/etc/host-hostname, mounted read-only),
     and n is this replica's compose container number, read back from Docker's embedded DNS (the PTR
-    record of the container's own address names the container, e.g. clearml-agent-3); where there is
-    no embedded DNS (host networking), n is the lowest free slot under AGENT_SLOT_DIR, held by a lock
-    for the life of the daemon, so replicas on one machine never share an id.
+    record of the container's own address names the container, e.g. clearml-agent-3); where that
+    lookup gives nothing (host networking, or the embedded DNS not answering), n is the lowest free
+    slot under AGENT_SLOT_DIR (a directory every replica of the machine shares), held by a lock for
+    the life of the daemon. A replica that knows its number holds that slot too, so replicas on one
+    machine never share an id, and re-created ones get the same ids again.
 The clearml-agent version is fixed by the image; nothing here installs or updates anything.
 `clearml-agent-entrypoint --health` exits 0 while the daemon runs (the compose healthcheck).
 """
@@ -61,6 +65,46 @@ def problems(env: Mapping[str, str]) -> list[str]:
     if mode in ("docker", "services") and not env.get("AGENT_DOCKER_IMAGE", "").strip():
         found.append(f"AGENT_DOCKER_IMAGE is not set (mode {mode} runs tasks in containers of that image)")
     return found
+
+
+SYSTEM_CAS = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+
+
+def ca_bundle_text(public: str, extra: str) -> str:
+    """The public CAs followed by ``extra`` (pure)."""
+    return public.rstrip("\n") + "\n" + extra.strip("\n") + "\n" if public.strip() else extra.strip("\n") + "\n"
+
+
+def prepare_ca_bundle(env: Mapping[str, str]) -> str | None:
+    """Write REQUESTS_CA_BUNDLE from the system CAs and AGENT_CA_CERT; the reason it failed, or None."""
+    extra, target = env.get("AGENT_CA_CERT", "").strip(), env.get("REQUESTS_CA_BUNDLE", "").strip()
+    if not extra:
+        return None
+    if not target or target == extra:
+        return f"AGENT_CA_CERT={extra} needs REQUESTS_CA_BUNDLE set to another path (the joined bundle)"
+    try:
+        cert = Path(extra).read_text()
+    except OSError as exc:
+        return f"AGENT_CA_CERT={extra} cannot be read ({exc.strerror}): is the CA file mounted?"
+    if "BEGIN CERTIFICATE" not in cert:
+        return f"AGENT_CA_CERT={extra} holds no PEM certificate"
+    public = ""
+    for path in SYSTEM_CAS:
+        try:
+            public = Path(path).read_text()
+            break
+        except OSError:
+            continue
+    if not public:
+        try:
+            import certifi  # a dependency of requests, which clearml-agent uses
+
+            public = Path(certifi.where()).read_text()
+        except (ImportError, OSError):
+            public = ""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(ca_bundle_text(public, cert))
+    return None
 
 
 def daemon_argv(env: Mapping[str, str]) -> list[str]:
@@ -166,24 +210,34 @@ def compose_number() -> int | None:
 _held_slot: int | None = None  # the lock's file descriptor stays open (and inherited) for the daemon's life
 
 
-def claim_slot(slot_dir: str, limit: int = 4096) -> int | None:
-    """Lock the lowest free ``slot-<n>.lock`` under ``slot_dir`` and keep it locked across exec."""
+def _lock(directory: Path, n: int) -> int | None:
+    """The descriptor of ``slot-<n>.lock`` locked by us, or None when another process holds it."""
+    fd = os.open(directory / f"slot-{n}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def claim_slot(slot_dir: str, limit: int = 4096, prefer: int | None = None) -> int | None:
+    """Lock ``slot-<prefer>.lock`` when free, else the lowest free ``slot-<n>.lock`` under ``slot_dir``,
+    and keep it locked across exec (for the daemon's life); None when the directory is unusable."""
     global _held_slot
     directory = Path(slot_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        order = ([prefer] if prefer else []) + [n for n in range(1, limit + 1) if n != prefer]
+        for n in order:
+            fd = _lock(directory, n)
+            if fd is None:
+                continue
+            os.set_inheritable(fd, True)
+            _held_slot = fd
+            return n
     except OSError:
         return None
-    for n in range(1, limit + 1):
-        fd = os.open(directory / f"slot-{n}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        os.set_inheritable(fd, True)
-        _held_slot = fd
-        return n
     return None
 
 
@@ -204,10 +258,14 @@ def worker_id(env: Mapping[str, str]) -> tuple[str, str]:
     if given:
         return given, "CLEARML_WORKER_ID"
     prefix, name = host_name(env), env.get("AGENT_WORKER_NAME", "agent") or "agent"
+    slot_dir = env.get("AGENT_SLOT_DIR", "").strip()
     number = compose_number()
     if number is not None:
-        return f"{prefix}:{name}-{number}", "compose replica number"
-    slot_dir = env.get("AGENT_SLOT_DIR", "").strip()
+        # hold the slot of our own number too, so a replica that had to fall back never takes it
+        slot = claim_slot(slot_dir, prefer=number) if slot_dir else number
+        if slot is None or slot == number:
+            return f"{prefix}:{name}-{number}", "compose replica number"
+        return f"{prefix}:{name}-{slot}", f"slot {slot} under {slot_dir} (slot {number} is held by another replica)"
     slot = claim_slot(slot_dir) if slot_dir else None
     if slot is not None:
         return f"{prefix}:{name}-{slot}", f"slot {slot} under {slot_dir}"
@@ -238,6 +296,10 @@ def main(args: list[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         print("  fix: start agents through the kit (`inv agents.up`, or the bundle's `docker compose up -d`),"
               " which sets these", file=sys.stderr)
+        return EXIT_CONFIG
+    ca_problem = prepare_ca_bundle(env)
+    if ca_problem:
+        print(f"clearml-agent-entrypoint: cannot start the agent: {ca_problem}", file=sys.stderr)
         return EXIT_CONFIG
     wid, how = worker_id(env)
     os.environ["CLEARML_WORKER_ID"] = wid

@@ -1,6 +1,6 @@
 # >>> clearml-lightning >>> (placed by `inv install`; `inv lightning.uninstall` removes this block)
 # At every Studio start: re-apply vm.max_map_count (a Studio does not keep kernel settings), wait for
-# the Docker engine, then start the ClearML stack and its agents. Output goes to the log below.
+# the Docker engine, then start the ClearML stack and the worker agents it is configured for. Output goes to the log below.
 (
   kit={{ kit_root }}
   inv={{ inv }}
@@ -26,7 +26,7 @@
     cd "$kit" || exit 0
     "$inv" up || exit 0
     if "$inv" --list 2>/dev/null | grep -qE '^[[:space:]]*agents\.up([[:space:]]|$)'; then
-      "$inv" agents.up
+      "$inv" agents.up --only-configured  # only workers CLEARML_AGENT_REPLICAS asks for
     fi
   } >>"$log" 2>&1
 )

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from clearml_stack.compose import find
-from clearml_stack.settings import SECRET_KEYS
+from clearml_stack.settings import AGENT_ONLY_KEYS, SECRET_KEYS
 
 pytestmark = pytest.mark.contract
 
@@ -78,31 +78,96 @@ def test_services_queue_and_concurrency_are_settings(installed):
     assert (env["AGENT_QUEUES"], env["AGENT_SERVICES_CONCURRENCY"]) == ("svc", "3")
 
 
-def test_agent_only_credentials_reach_only_agents(installed):
-    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GIT_PASS="tok3n",
-                    AWS_SECRET_ACCESS_KEY="awsS3cret")
+@pytest.mark.parametrize("key", AGENT_ONLY_KEYS)
+def test_agent_only_credentials_reach_only_agents(installed, tmp_path, key):
+    if key == "CLEARML_AGENT_GCS_CREDENTIALS_FILE":
+        (tmp_path / "gcs-key.json").write_text('{"type": "service_account"}')
+        value = str(tmp_path / "gcs-key.json")
+    elif key == "GOOGLE_APPLICATION_CREDENTIALS":
+        value = "/secrets/agentOnlyValue.json"
+    else:
+        value = "agentOnlyValue"
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", **{key: value})
+    assert {"agent", "agent-services"} <= set(cfg["services"])
     for name, svc in cfg["services"].items():
         text = json.dumps(svc)
         if name in ("agent", "agent-services"):
-            assert "tok3n" in text and "awsS3cret" in text
+            assert value in text, f"{key} does not reach {name}"
         else:
-            assert "tok3n" not in text and "awsS3cret" not in text, name
+            assert value not in text, f"{key} leaked into {name}"
+
+
+def test_gcs_key_file_is_mounted_read_only_only_when_set(installed, tmp_path):
+    key = tmp_path / "gcs-key.json"
+    key.write_text('{"type": "service_account"}')
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1")
+    for name in ("agent", "agent-services"):
+        assert not any(v["target"].endswith("gcs-credentials.json") for v in cfg["services"][name].get("volumes", [])), name
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GCS_CREDENTIALS_FILE=str(key))
+    for name in ("agent", "agent-services"):
+        svc = cfg["services"][name]
+        (mount,) = [v for v in svc["volumes"] if v["source"] == str(key)]
+        assert mount["read_only"] is True and svc["environment"]["GOOGLE_APPLICATION_CREDENTIALS"] == mount["target"]
+
+
+@pytest.mark.parametrize("value, needle", [("relative/key.json", "absolute path"), ("/keys/a:b.json", "':'")])
+def test_a_bad_gcs_key_path_is_refused_naming_it(installed, value, needle):
+    proc = installed.inv("config", check=False, extra_env={"CLEARML_AGENT_GCS_CREDENTIALS_FILE": value})
+    assert proc.returncode != 0 and "CLEARML_AGENT_GCS_CREDENTIALS_FILE" in proc.stderr and needle in proc.stderr
+
+
+def test_a_missing_gcs_key_file_stops_agents_up_before_anything_changes(installed, tmp_path):
+    before = installed.env_file.read_text()
+    proc = installed.inv("agents.up", check=False,
+                         extra_env={"CLEARML_AGENT_GCS_CREDENTIALS_FILE": str(tmp_path / "missing.json")})
+    assert proc.returncode != 0 and "no such file" in proc.stderr and "missing.json" in proc.stderr
+    assert installed.env_file.read_text() == before
+    both = installed.inv("config", check=False, extra_env={"CLEARML_AGENT_GCS_CREDENTIALS_FILE": str(tmp_path / "k"),
+                                                           "GOOGLE_APPLICATION_CREDENTIALS": "/x.json"})
+    assert both.returncode != 0 and "both set" in both.stderr
+
+
+def test_workers_share_the_slot_directory_for_stable_ids(installed):
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2")
+    agent = cfg["services"]["agent"]
+    (mount,) = [v for v in agent["volumes"] if v["target"] == agent["environment"]["AGENT_SLOT_DIR"]]
+    assert mount["type"] == "bind" and mount["source"] == str(installed.data_dir / "agent" / "slots")
+    assert (installed.data_dir / "agent" / "slots").is_dir(), "inv install makes it"
 
 
 def test_venv_workers_get_no_docker_socket_docker_workers_do(installed):
     _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2")
-    assert "volumes" not in cfg["services"]["agent"]
+    assert not any(v["source"] == "/var/run/docker.sock" for v in cfg["services"]["agent"]["volumes"])
     _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_MODE="docker")
     agent = cfg["services"]["agent"]
     assert any(v["source"] == "/var/run/docker.sock" for v in agent["volumes"])
     assert agent["environment"]["CLEARML_AGENT_DOCKER_HOST_MOUNT"].endswith("/agent/workers:/root/.clearml")
 
 
-@pytest.mark.parametrize("gpus", ["all", "0,1"])
-def test_gpus_are_a_device_reservation(installed, gpus):
+def test_every_gpu_is_a_count_all_reservation(installed):
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_GPUS="all")
+    (device,) = cfg["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert device["count"] in (-1, "all") and "device_ids" not in device
+
+
+@pytest.mark.parametrize("gpus, ids", [("0,1", ["0", "1"]), ("3", ["3"]), ("0,2,5", ["0", "2", "5"])])
+def test_gpu_ids_are_a_list_of_ids(installed, gpus, ids):
     _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_GPUS=gpus)
     (device,) = cfg["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
-    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["device_ids"] == [gpus]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert device["device_ids"] == ids and "count" not in device
+    assert (installed.data_dir / "compose" / "workers-gpu-ids.yml").is_file()
+
+
+def test_changed_gpu_ids_rewrite_the_generated_layer(installed):
+    merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GPUS="0,1")
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GPUS="2")
+    (device,) = cfg["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["device_ids"] == ["2"], "a stale generated file is never used"
+    _, cfg = merged(installed, CLEARML_AGENT_REPLICAS="1", CLEARML_AGENT_GPUS="all")
+    (device,) = cfg["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
+    assert "device_ids" not in device
 
 
 # --- the bundle -------------------------------------------------------------------------------
@@ -145,6 +210,7 @@ def test_bundle_holds_the_agent_pair_and_no_other_secret(bundle):
     files = [p for p in top.rglob("*") if p.is_file()]
     assert {"docker-compose.yml", "agent.env", "README.md", "Makefile", "image/Dockerfile",
             "image/entrypoint.py"} <= {p.relative_to(top).as_posix() for p in files}
+    assert not [p for p in files if p.suffix == ".whl"], "this host's wheels never ship (other CPU, other Python)"
     for path in files:
         data = path.read_bytes()
         for key, value in others.items():
@@ -160,6 +226,67 @@ def test_bundle_readme_and_makefile_carry_the_commands(bundle):
     proc = subprocess.run(["make", "-n", "up"], cwd=top, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "docker compose up -d" in proc.stdout and "connect.sh" in proc.stdout
+
+
+def bundle_agent(kit, tmp_path, *flags: str) -> tuple[dict, "Path"]:
+    """`inv agents.bundle`, unpacked, and its agent service as `docker compose config` renders it there."""
+    out = tmp_path / "b.tar.gz"
+    kit.inv("agents.bundle", "--out", str(out), *flags)
+    with tarfile.open(out) as tar:
+        tar.extractall(tmp_path / "u", filter="tar") if sys.version_info >= (3, 12) else tar.extractall(tmp_path / "u")
+    top = tmp_path / "u" / "clearml-agents"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML", "STACK_", "COMPOSE_", "AGENT_"))}
+    proc = subprocess.run([*find().argv, "config", "--format", "json"], cwd=top, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["services"]["agent"], top
+
+
+@pytest.mark.parametrize("mode, extra", [
+    ("tunnel", {}), ("ports", {"CLEARML_DOMAIN": "ml.example.com"}),
+    ("subdomains", {"CLEARML_DOMAIN": "ml.example.com"}),
+    ("lightning-proxy", {"CLEARML_DOMAIN": "01abc.cloudspaces.litng.ai"}),
+])
+def test_bundle_urls_are_the_client_urls_of_each_mode(kit, tmp_path, mode, extra):
+    from clearml_stack.clients import client_urls
+
+    kit.env.update({"CLEARML_ACCESS_MODE": mode, **extra})
+    kit.inv("install")
+    agent, _ = bundle_agent(kit, tmp_path)
+    urls = client_urls(kit.settings())
+    env = agent["environment"]
+    assert (env["CLEARML_WEB_HOST"], env["CLEARML_API_HOST"], env["CLEARML_FILES_HOST"]) == \
+        (urls.web, urls.api, urls.files_local)
+
+
+def test_tunnel_bundle_with_other_local_ports_uses_them_everywhere(installed, tmp_path):
+    from clearml_stack.clients import LocalPorts, client_urls
+
+    installed.env["CLEARML_SSH_TARGET"] = "ops@gw.example.com"
+    agent, top = bundle_agent(installed, tmp_path, "--local-ports", "18080,18008,18081")
+    urls = client_urls(installed.settings(), LocalPorts(18080, 18008, 18081))
+    env = agent["environment"]
+    assert (env["CLEARML_API_HOST"], env["CLEARML_FILES_HOST"]) == (urls.api, urls.files_local) == \
+        ("http://localhost:18008", "http://localhost:18081")
+    assert "18008" in (top / "connect.sh").read_text()
+
+
+def test_self_signed_bundle_ships_and_trusts_the_gateway_ca(kit, tmp_path):
+    from clearml_stack.gateway import ca_cert_path
+
+    kit.env.update({"CLEARML_ACCESS_MODE": "subdomains", "CLEARML_DOMAIN": "ml.example.com",
+                    "CLEARML_TLS": "self-signed"})
+    kit.inv("install")
+    agent, top = bundle_agent(kit, tmp_path)
+    assert (top / "tls" / "ca.crt").read_bytes() == ca_cert_path(kit.settings()).read_bytes()
+    (mount,) = [v for v in agent["volumes"] if v["target"] == agent["environment"]["AGENT_CA_CERT"]]
+    assert mount["source"] == str(top / "tls" / "ca.crt") and mount["read_only"] is True
+    assert agent["environment"]["REQUESTS_CA_BUNDLE"] not in ("", mount["target"])
+    assert agent["environment"]["CLEARML_API_HOST_VERIFY_CERT"] == "true"
+    assert agent["environment"]["CLEARML_API_HOST"].startswith("https://api.ml.example.com")
+    assert "BEGIN CERTIFICATE" in (top / "tls" / "ca.crt").read_text()
+    assert "PRIVATE KEY" not in "".join(p.read_text(errors="replace") for p in top.rglob("*") if p.is_file()), \
+        "the CA's key never leaves the server"
 
 
 def test_tunnel_bundle_carries_the_generated_connect_script(installed, tmp_path):

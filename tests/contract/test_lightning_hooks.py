@@ -98,7 +98,7 @@ def test_on_start_reapplies_the_kernel_setting_then_starts_stack_and_agents(stud
     assert (studio["home"] / "user.log").read_text() == "user-start\n", "the user's own lines still run"
     assert commands(calls) == ["id -u", "sudo -n sysctl -w vm.max_map_count=524288",
                                "sysctl -w vm.max_map_count=524288", "docker info", "inv up", "inv --list",
-                               "inv agents.up"]
+                               "inv agents.up --only-configured"]
     kit = studio["kit"]
     for name, _args, cwd, env_file in calls:
         if name == "inv":
@@ -123,7 +123,7 @@ def test_a_failed_start_does_not_break_the_users_hook(studio) -> None:
     hook.write_text(hook.read_text() + "echo after-block >> \"$HOME/user.log\"\n")
     proc, calls = run_hook(studio, "on_start", up_exit=1)
     assert proc.returncode == 0
-    assert "inv agents.up" not in commands(calls)
+    assert not any(c.startswith("inv agents.up") for c in commands(calls))
     assert (studio["home"] / "user.log").read_text() == "user-start\nafter-block\n"
 
 
@@ -153,3 +153,20 @@ def test_off_a_studio_nothing_is_placed(tmp_path) -> None:
     assert "not a Lightning Studio" in proc.stderr
     assert not (home / ".lightning_studio").exists()
     assert stat.S_IMODE(kit.env_file.stat().st_mode) == 0o600
+
+
+def test_the_hooks_keep_the_configured_workers_and_start_none_unasked(studio) -> None:
+    """The real commands the hooks call: `agents.down` (stop) keeps the count, `agents.up
+    --only-configured` (start) brings that many back, and none when none are configured."""
+    kit = studio["kit"]
+    before = kit.env_file.read_text()
+    proc = kit.inv("agents.up", "--only-configured", extra_env={"HOME": str(studio["home"])})
+    assert "nothing to start" in proc.stderr and kit.env_file.read_text() == before
+    refused = kit.inv("agents.up", "--only-configured", "--replicas", "2", check=False,
+                      extra_env={"HOME": str(studio["home"])})
+    assert refused.returncode != 0 and "takes no other option" in refused.stderr
+    assert kit.env_file.read_text() == before
+    start = (studio["home"] / ".lightning_studio/on_start.sh").read_text()
+    stop = (studio["home"] / ".lightning_studio/on_stop.sh").read_text()
+    assert '"$inv" agents.up --only-configured' in start
+    assert '"$inv" agents.down\n' in stop and "--forget" not in stop

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import socket
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -105,6 +107,44 @@ def test_worker_id_falls_back_to_a_slot_without_docker_dns(monkeypatch, tmp_path
     assert wid == "gpu-box:agent-1" and "slot 1" in how
 
 
+def test_a_replica_without_its_number_never_takes_the_id_of_one_with_it(monkeypatch, tmp_path):
+    env = {"CLEARML_AGENT_WORKER_PREFIX": "box", "AGENT_SLOT_DIR": str(tmp_path)}
+    numbers = iter([None, 1, 3])  # the first replica's DNS lookup failed; the others read their numbers
+    monkeypatch.setattr(entry, "compose_number", lambda: next(numbers))
+    found = [entry.worker_id(env) for _ in range(3)]
+    assert [wid for wid, _ in found] == ["box:agent-1", "box:agent-2", "box:agent-3"]
+    assert "slot 1 under" in found[0][1]
+    assert "slot 2 under" in found[1][1] and "slot 1 is held by another replica" in found[1][1]
+    assert found[2][1] == "compose replica number", "its own slot was free: the number stands"
+
+
+def test_slot_ids_are_stable_across_re_creation(tmp_path):
+    """Separate processes, as the replicas are: a re-created replica gets the id that was freed."""
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('e', {str(ROOT / 'agents/image/entrypoint.py')!r})\n"
+            "e = importlib.util.module_from_spec(spec); spec.loader.exec_module(e)\n"
+            "e.compose_number = lambda: None\n"
+            f"print(e.worker_id({{'CLEARML_AGENT_WORKER_PREFIX': 'box', 'AGENT_SLOT_DIR': {str(tmp_path)!r}}})[0],"
+            " flush=True)\n"
+            "sys.stdin.read()\n")
+
+    def start() -> tuple[subprocess.Popen, str]:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return proc, proc.stdout.readline().strip()
+
+    running = [start() for _ in range(3)]
+    try:
+        assert [wid for _, wid in running] == ["box:agent-1", "box:agent-2", "box:agent-3"]
+        running[1][0].kill()
+        running[1][0].wait()
+        running[1] = start()
+        assert running[1][1] == "box:agent-2", "the re-created replica has the id of the one it replaced"
+    finally:
+        for proc, _ in running:
+            proc.kill()
+            proc.wait()
+
+
 def test_health_finds_the_daemon(tmp_path):
     (tmp_path / "7").mkdir()
     (tmp_path / "7" / "cmdline").write_bytes(b"python3\0/usr/local/bin/clearml-agent\0daemon\0--foreground\0")
@@ -144,6 +184,35 @@ def test_bad_flags_are_refused(kwargs, needle):
     assert needle in exc.value.message + exc.value.fix
 
 
+@pytest.mark.parametrize("given, expected", [(None, None), ("1", 1), ("12", 12), (3, 3)])
+def test_replicas_flag_not_given_is_not_zero(given, expected):
+    assert agents.parse_replicas_flag(given) == expected
+
+
+@pytest.mark.parametrize("given, needle", [("0", "`inv agents.down`"), (0, "`inv agents.down`"),
+                                           ("two", "whole number"), ("-1", "whole number")])
+def test_replicas_flag_zero_or_garbage_is_refused(given, needle):
+    with pytest.raises(StackError) as exc:
+        agents.parse_replicas_flag(given)
+    assert needle in exc.value.message + exc.value.fix and repr(given).strip("'") in exc.value.message
+
+
+def test_only_configured_starts_what_is_configured_and_nothing_else():
+    assert agents.configured_start({**defaults(), "CLEARML_AGENT_REPLICAS": "3"}, None, (), "", False) is True
+    assert agents.configured_start(defaults(), None, (), "", False) is False
+    for kwargs in ({"replicas_flag": 2}, {"queues_flag": ["gpu"]}, {"gpus": "all"}, {"cpu_only": True}):
+        args = {"replicas_flag": None, "queues_flag": (), "gpus": "", "cpu_only": False, **kwargs}
+        with pytest.raises(StackError, match="--only-configured"):
+            agents.configured_start({**defaults(), "CLEARML_AGENT_REPLICAS": "3"}, **args)
+
+
+def test_down_keeps_the_configured_count_unless_told_to_forget():
+    three = {**defaults(), "CLEARML_AGENT_REPLICAS": "3"}
+    assert agents.down_updates(three, forget=False) == {}
+    assert agents.down_updates(three, forget=True) == {"CLEARML_AGENT_REPLICAS": "0"}
+    assert agents.down_updates(defaults(), forget=True) == {}, "already none: nothing to write"
+
+
 def test_gpu_check_reads_the_engine_runtimes():
     assert agents.gpu_problem(["io.containerd.runc.v2", "runc"], False) is not None
     assert "runc" in agents.gpu_problem(["runc"], False)
@@ -159,6 +228,20 @@ def test_worker_layers_follow_the_settings():
     assert agents.worker_layers(settings(CLEARML_AGENT_REPLICAS="2")) == ["workers"]
     assert agents.worker_layers(settings(CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_MODE="docker",
                                          CLEARML_AGENT_GPUS="all")) == ["workers", "workers-docker", "workers-gpu"]
+    assert agents.worker_layers(settings(CLEARML_AGENT_REPLICAS="2", CLEARML_AGENT_GPUS="0,1")) == \
+        ["workers", "workers-gpu-ids"]
+
+
+def test_gpu_ids_layer_lists_each_id():
+    import yaml
+
+    text = agents.gpu_ids_layer("0, 1,3")
+    (device,) = yaml.safe_load(text)["services"]["agent"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device == {"driver": "nvidia", "device_ids": ["0", "1", "3"], "capabilities": ["gpu"]}
+    for bad in ("all", "", "0,x"):
+        with pytest.raises(StackError, match="CLEARML_AGENT_GPUS"):
+            agents.gpu_ids_layer(bad)
+    assert agents.generated_layers(settings(CLEARML_AGENT_GPUS="0,1"), ["workers"]) == {}
 
 
 def test_image_tag_changes_with_what_the_image_is_made_of():
