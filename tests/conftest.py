@@ -10,6 +10,7 @@ import os
 import resource
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def leaves_nothing_behind():
+def leaves_nothing_behind(tmp_path_factory):
     """Fail the run if it left Docker objects it created, or created/changed the real ~/.lightning_studio."""
     studio = guards.HomeGuard((_home.real if _home else Path.home()) / ".lightning_studio")
     studio.start()
@@ -60,7 +61,10 @@ def leaves_nothing_behind():
         ledger = guards.DockerLedger(RUN_PREFIX, SESSION_ID)
         ledger.start()
     yield
-    problems = studio.problems()
+    markers = [str(tmp_path_factory.getbasetemp()) + os.sep] + ([str(_home.base) + os.sep] if _home else [])
+    problems, notes = studio.problems(markers)
+    for note in notes:
+        warnings.warn(note, stacklevel=1)
     if ledger is not None:
         leaks = ledger.finish()
         if any(leaks.values()):

@@ -72,7 +72,12 @@ def tree_state(root: Path) -> dict[str, tuple[int, str]] | None:
 
 @dataclass
 class HomeGuard:
-    """Proves the suite did not create or change a directory of the real home."""
+    """Proves the suite did not create or change a directory of the real home.
+
+    A change whose files name one of this run's temporary directories (``markers``: every kit lives in
+    one) is this run's doing: a failure. Another change during the run, on a machine other programs
+    use too, is reported as a warning instead, since it cannot be told apart from theirs.
+    """
 
     path: Path
     before: dict | None = None
@@ -80,16 +85,27 @@ class HomeGuard:
     def start(self) -> None:
         self.before = tree_state(self.path)
 
-    def problems(self) -> list[str]:
+    def problems(self, markers: list[str]) -> tuple[list[str], list[str]]:
+        """(failures, warnings) about the directory since start()."""
         after = tree_state(self.path)
         if after == self.before:
-            return []
-        if self.before is None:
-            return [f"{self.path} was created by the test run (tests must write into a temporary HOME): "
-                    f"{sorted(after or {})}"]
-        changed = sorted(k for k in set(self.before) | set(after or {})
+            return [], []
+        changed = sorted(k for k in set(self.before or {}) | set(after or {})
                          if (self.before or {}).get(k) != (after or {}).get(k))
-        return [f"{self.path} was changed by the test run: {changed}"]
+        what = "created" if self.before is None else "changed"
+        ours = [name for name in changed if self._names_any(self.path / name, markers)]
+        if ours:
+            return [f"{self.path} was {what} by the test run (tests must write into a temporary HOME): {ours}"], []
+        return [], [f"{self.path} was {what} during the test run by another program (its files name none of "
+                    f"this run's temporary directories): {changed}"]
+
+    @staticmethod
+    def _names_any(path: Path, markers: list[str]) -> bool:
+        try:
+            text = path.read_text(errors="replace") if path.is_file() else ""
+        except OSError:
+            return False
+        return any(marker in text for marker in markers)
 
 
 # --- Docker objects --------------------------------------------------------------------------------

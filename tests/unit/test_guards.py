@@ -52,20 +52,26 @@ def test_nothing_left_is_empty():
     assert not any(left_behind(snap, snap, Ownership(PREFIX)).values())
 
 
-def test_home_guard_sees_creation_and_change(tmp_path):
+def test_home_guard_fails_on_what_this_run_wrote_and_warns_on_the_rest(tmp_path):
     studio = tmp_path / ".lightning_studio"
+    run_dir = "/tmp/pytest-of-u/pytest-7/"
     guard = HomeGuard(studio)
     guard.start()
-    assert guard.problems() == []
+    assert guard.problems([run_dir]) == ([], [])
     studio.mkdir()
-    (studio / "on_start.sh").write_text("echo hi\n")
-    (problem,) = guard.problems()
-    assert "was created" in problem and "on_start.sh" in problem
+    (studio / "on_start.sh").write_text(f"export CLEARML_ENV_FILE={run_dir}kit0/.env\n")
+    (failure,), warnings = guard.problems([run_dir])
+    assert "was created by the test run" in failure and "on_start.sh" in failure and warnings == []
 
     guard.start()
-    (studio / "on_start.sh").write_text("echo changed\n")
-    (problem,) = guard.problems()
-    assert "was changed" in problem and "on_start.sh" in problem
+    (studio / "on_start.sh").write_text("export CLEARML_ENV_FILE=/tmp/pytest-of-u/pytest-70/kit0/.env\n")
+    failures, (warning,) = guard.problems([run_dir])
+    assert failures == [] and "changed during the test run by another program" in warning
+
+    guard.start()
+    (studio / "on_stop.sh").write_text(f"cd {run_dir}kit1\n")
+    (failure,), _ = guard.problems([run_dir])
+    assert "was changed by the test run" in failure and "on_stop.sh" in failure
 
 
 def test_isolated_home_keeps_docker_config_and_images_cache(tmp_path):
