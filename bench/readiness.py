@@ -15,6 +15,19 @@ import time
 
 from bench.common import deployment, emit
 
+HEALTHY = "health_status: healthy"  # exactly: "health_status: unhealthy" also ends with "healthy"
+
+
+def first_healthy(lines: list[str]) -> dict[str, float]:
+    """service -> when it first turned healthy, from `docker events --format '{{json .}}'` lines (pure)."""
+    healthy: dict[str, float] = {}
+    for line in lines:
+        event = json.loads(line)
+        service = event["Actor"]["Attributes"].get("com.docker.compose.service", "?")
+        if (event.get("Action") or event.get("status")) == HEALTHY:
+            healthy.setdefault(service, event["timeNano"] / 1e9)
+    return healthy
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -36,12 +49,7 @@ def main() -> None:
         time.sleep(1)
         events.terminate()
         out, _ = events.communicate()
-        healthy: dict[str, float] = {}
-        for line in out.splitlines():
-            event = json.loads(line)
-            service = event["Actor"]["Attributes"].get("com.docker.compose.service", "?")
-            if event.get("status", event.get("Action", "")).endswith("healthy") and "unhealthy" not in event.get("status", ""):
-                healthy.setdefault(service, event["timeNano"] / 1e9)
+        healthy = first_healthy(out.splitlines())
         api = healthy["apiserver"]
         emit({
             "bench": "readiness",

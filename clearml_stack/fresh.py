@@ -42,7 +42,7 @@ def confirmed(answer: str, project: str) -> bool:
 
 
 def run(settings, everything: bool = False, out_dir: Path | None = None) -> Path:
-    """Back up, remove the stack's containers, networks and anonymous volumes, then the files in the plan."""
+    """Back up, remove the stack's containers, networks and volumes, then the files in the plan."""
     from . import backup
     from .install import InstallReport, create_layout
     from .stack import Stack

@@ -1,4 +1,8 @@
-"""Shared fixtures. Integration tests use the real Docker engine: with CI=true a missing engine fails."""
+"""Shared fixtures. Integration tests use the real Docker engine: with CI=true a missing engine fails.
+
+Every test runs with HOME set to a new temporary directory, and the run fails when it leaves Docker
+containers, networks or volumes behind or touches the real home's ~/.lightning_studio (tests/guards.py).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,69 @@ import os
 import resource
 import shutil
 import subprocess
+import warnings
+from pathlib import Path
 
 import pytest
 
-from tests.kit import IN_CI, Kit, free_port, new_kit
+from tests import guards
+from tests.kit import IN_CI, RUN_PREFIX, Kit, free_port, new_kit
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+
+
+_home: guards.HomeIsolation | None = None
+
+
+def pytest_configure(config) -> None:
+    """Tests run with a temporary HOME (never the real one): set before any test is collected."""
+    global _home
+    if _home is None:
+        _home = guards.isolate_home()
+
+
+def pytest_unconfigure(config) -> None:
+    global _home
+    if _home is not None:
+        os.environ["HOME"] = str(_home.real)
+        _home.remove()
+        _home = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A new empty HOME for every test (what module fixtures wrote stays in the home they ran with)."""
+    os.environ["HOME"] = str(_home.next_home()) if _home is not None else os.environ.get("HOME", "")
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaves_nothing_behind(tmp_path_factory):
+    """Fail the run if it left Docker objects it created, or created/changed the real ~/.lightning_studio."""
+    studio = guards.HomeGuard((_home.real if _home else Path.home()) / ".lightning_studio")
+    studio.start()
+    ledger = None
+    if _engine()[0]:
+        try:
+            from testcontainers.core.labels import SESSION_ID
+        except ImportError:
+            SESSION_ID = ""
+        ledger = guards.DockerLedger(RUN_PREFIX, SESSION_ID)
+        ledger.start()
+    yield
+    markers = [str(tmp_path_factory.getbasetemp()) + os.sep] + ([str(_home.base) + os.sep] if _home else [])
+    problems, notes = studio.problems(markers)
+    for note in notes:
+        warnings.warn(note, stacklevel=1)
+    if ledger is not None:
+        leaks = ledger.finish()
+        if any(leaks.values()):
+            ledger.remove(leaks)
+            problems.append("the test run left Docker objects behind (now removed): "
+                            + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in leaks.items() if names))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 def _engine() -> tuple[bool, str]:

@@ -13,6 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 INV = Path(sys.executable).parent / "inv"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# every compose project and container a test run creates starts with this (one value per run), so the
+# run's leftovers can be told from other users' objects on a shared engine (tests/guards.py)
+RUN_PREFIX = f"clt{uuid.uuid4().hex[:6]}"
 
 
 def free_port() -> int:
@@ -73,7 +76,7 @@ class Kit:
 
 
 def new_kit(tmp_path: Path, **env: str) -> Kit:
-    project = f"clt{uuid.uuid4().hex[:8]}"
+    project = f"{RUN_PREFIX}{uuid.uuid4().hex[:8]}"
     return Kit(tmp_path, {"COMPOSE_PROJECT_NAME": project, **env})
 
 

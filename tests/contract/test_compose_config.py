@@ -46,6 +46,20 @@ def test_every_layer_combination_is_valid(tmp_path, mode):
         for combo in itertools.combinations(OPTIONAL, n):
             cfg = merged(s, ["base", *combo])
             assert "apiserver" in cfg["services"]
+            assert anonymous_volumes(cfg) == [], combo
+
+
+def anonymous_volumes(cfg: dict) -> list[str]:
+    """service:target of every volume mount without a source: the engine orphans one on each recreate."""
+    return [f"{name}:{v['target']}" for name, svc in cfg["services"].items() for v in svc.get("volumes", [])
+            if v.get("type") == "volume" and not v.get("source")]
+
+
+def test_elasticsearch_logs_live_on_a_named_volume_of_the_project(tmp_path):
+    cfg = merged(settings_for(tmp_path, COMPOSE_PROJECT_NAME="clearml-x"), ["base"])
+    (logs,) = [v for v in cfg["services"]["elasticsearch"]["volumes"] if v["target"] == "/usr/share/elasticsearch/logs"]
+    assert (logs["type"], logs["source"]) == ("volume", "elastic_logs")
+    assert cfg["volumes"]["elastic_logs"]["name"] == "clearml-x_elastic_logs"
 
 
 def test_tunnel_mode_publishes_only_on_loopback_and_never_the_stores(tmp_path):

@@ -5,51 +5,31 @@ elsewhere it is skipped with the list of missing images. Every step of the smoke
 here (the real server implements tasks, events and artifacts), the base task must complete through
 the real SDK with the client configuration `inv examples` derives from the settings (reading its
 artifacts back from the file server), and the task pipeline must run its steps on a worker agent
-started with `inv agents.up`: the online branch of the pipeline examples.
+started with `inv agents.up`: the online branch of the pipeline examples. The lifecycle flows (status,
+down/up persistence, restart, a second install, no public default in effect) run on the real images
+as the real_images variant of tests/integration/test_lifecycle.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 
 import pytest
 
-from clearml_stack.settings import load
+from tests import real_images
 from tests.conftest import remove_project
-from tests.kit import free_port, new_kit
 
 pytestmark = pytest.mark.real_images
 
 PASSWORD = "e2e pass #word!"
 
 
-def real_images(tmp_path) -> list[str]:
-    defaults = load({"CLEARML_ENV_FILE": str(tmp_path / "none.env")})
-    return [defaults.image(name) for name in ("server", "mongo", "elastic", "redis")]
-
-
-def present_or_pulled(image: str) -> bool:
-    """The image is in the engine, or a pull of it succeeds now."""
-    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
-        return True
-    try:
-        return subprocess.run(["docker", "pull", image], capture_output=True, timeout=900).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
 @pytest.fixture(scope="module")
 def real_stack(tmp_path_factory, docker_engine):
     base = tmp_path_factory.mktemp("real")
-    images = real_images(base)
-    missing = [i for i in images if not present_or_pulled(i)]
-    if missing:
-        pytest.skip(f"real_images suite: {', '.join(missing)} not in the local engine and cannot be pulled here "
-                    "(pull or `docker load` them to run this suite)")
-    kit = new_kit(base, CLEARML_WEB_PORT=str(free_port()), CLEARML_API_PORT=str(free_port()),
-                  CLEARML_FILES_PORT=str(free_port()), CLEARML_WAIT_TIMEOUT="600", CLEARML_SERVICES_AGENT="false")
+    real_images.require(base)
+    kit = real_images.real_kit(base)
     try:
         kit.inv("install")
         kit.inv("users.add", "alice", "--password-stdin", input=PASSWORD + "\n")

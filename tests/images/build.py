@@ -97,6 +97,11 @@ def tree_digest(root: Path) -> str:
 
 
 def cache_dir() -> Path:
+    """Where downloaded wheels and the build lock live: $CLEARML_TEST_IMAGES_CACHE, else the user's cache.
+
+    The test suite runs with a temporary HOME and sets the variable to the real user's cache."""
+    if os.environ.get("CLEARML_TEST_IMAGES_CACHE"):
+        return Path(os.environ["CLEARML_TEST_IMAGES_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "clearml-lightning"
 

@@ -58,6 +58,25 @@ def container(kit: Kit, service: str) -> str:
     return out[0]
 
 
+def project_volumes(kit: Kit) -> list[str]:
+    """Names of the Docker volumes of the kit's compose project, sorted."""
+    out = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={kit.project}"],
+                         capture_output=True, text=True, check=True).stdout
+    return sorted(out.split())
+
+
+def started_at(kit: Kit, service: str) -> str:
+    """When the service's running container last started (State.StartedAt)."""
+    return subprocess.run(["docker", "inspect", "--format", "{{.State.StartedAt}}", container(kit, service)],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def health(kit: Kit, service: str) -> str:
+    """The engine's health status of the service's running container."""
+    return subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}}", container(kit, service)],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def exec_(kit: Kit, service: str, *argv: str) -> str:
     """``docker exec`` in the service's container (argv kept intact, unlike a shell line)."""
     proc = subprocess.run(["docker", "exec", container(kit, service), *argv], capture_output=True, text=True,

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract.test_connect_script import Listener
-from tests.kit import free_port, new_kit
+from tests.kit import RUN_PREFIX, free_port, new_kit
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ def ssh_server(test_images, tmp_path_factory) -> SshServer:
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "clients-test", "-f", str(key)], check=True)
     tag = uuid.uuid4().hex[:8]
-    sshd, services = f"clt-{tag}-sshd", f"clt-{tag}-services"
+    sshd, services = f"{RUN_PREFIX}-{tag}-sshd", f"{RUN_PREFIX}-{tag}-services"
     try:
         docker("run", "-d", "--name", sshd, "--label", "org.clearml-lightning.test=connect-tunnels",
                "-e", f"SSH_AUTHORIZED_KEY={(work / 'id_ed25519.pub').read_text().strip()}",

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.ops_helpers import (add_user, api_token, download, es_get, es_put, last_line, mongo_get,
-                                           mongo_put, redis_get, redis_set, states, tree_digest, upload)
+                                           mongo_put, project_volumes, redis_get, redis_set, states, tree_digest,
+                                           upload)
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +75,10 @@ def test_backup_fresh_restore_brings_every_store_back(stack_kit) -> None:
 
     # fresh: containers and data go, settings and users stay
     settings_text, users_text = kit.env_file.read_text(), (kit.dir / "users.json").read_text()
+    assert project_volumes(kit) == [f"{kit.project}_elastic_logs"]
     proc = kit.inv("fresh", "--yes", "--out", str(kit.dir / "archives"))
     assert states(kit) == {}
+    assert project_volumes(kit) == []
     assert not (kit.data_dir / "data/fileserver/projects").exists()
     assert kit.env_file.read_text() == settings_text and (kit.dir / "users.json").read_text() == users_text
     fresh_backup = Path(proc.stdout.strip().splitlines()[-1])

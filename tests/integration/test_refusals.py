@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import subprocess
 
@@ -62,6 +63,7 @@ def test_published_port_in_use_names_the_owner(stack_kit):
         holder.close()
     assert proc.returncode != 0
     assert f"CLEARML_WEB_PORT={port}" in proc.stderr and "already in use by process" in proc.stderr
+    assert f"(pid {os.getpid()})" in proc.stderr  # the holder is this test process, named by its pid
     assert files_state(k) == before and containers(k) == []
 
 
