@@ -60,6 +60,7 @@ class Readings:
     users_file: Path
     users_count: int | None  # None: the users file cannot be read
     users_error: str = ""
+    users_fix: str = ""
     file_modes: dict[str, tuple[Path, int | None]] = field(default_factory=dict)  # label -> (path, mode)
     config_files: dict[str, str] = field(default_factory=dict)  # path relative to config_dir -> text
     expected_config: dict[str, str] = field(default_factory=dict)  # what `inv install` would render now
@@ -77,13 +78,18 @@ def gather(settings: Settings) -> Readings:
     from .users import load_users
 
     users_count: int | None
-    users_error = ""
+    users_error = users_fix = ""
     users = []
+    layer_users = None  # the users that decide the layers: checked ones, or the file as it is
     try:
         users = load_users(settings.users_file)
-        users_count = len(users)
+        users_count, layer_users = len(users), users
     except StackError as exc:
-        users_count, users_error = None, str(exc)
+        users_count, users_error, users_fix = None, exc.message, exc.fix
+        try:
+            layer_users = load_users(settings.users_file, check=False)
+        except StackError:
+            pass
     readings = Readings(
         env_file=settings.env_file,
         env_file_exists=settings.env_file_exists,
@@ -94,6 +100,7 @@ def gather(settings: Settings) -> Readings:
         users_file=settings.users_file,
         users_count=users_count,
         users_error=users_error,
+        users_fix=users_fix,
     )
     readings.file_modes["settings file"] = (settings.env_file, _mode(settings.env_file))
     readings.file_modes["users file"] = (settings.users_file, _mode(settings.users_file))
@@ -109,7 +116,7 @@ def gather(settings: Settings) -> Readings:
     if users_count is not None and not settings.missing_secrets:
         readings.expected_config = render_all(settings, users)
     try:
-        stack = Stack(settings)
+        stack = Stack(settings, users=layer_users)
         res = stack.compose("config", "--format", "json", capture=True, echo=False)
         readings.merged = json.loads(res.stdout)
     except (StackError, ValueError) as exc:
@@ -452,11 +459,11 @@ def check_live_ports(records: Iterable[Mapping] | None) -> list[Check]:
 
 
 def check_login(users_count: int | None, users_error: str, files: Mapping[str, str], merged: Mapping | None,
-                users_file: Path) -> list[Check]:
+                users_file: Path, users_fix: str = "") -> list[Check]:
     """Only the fixed users may log in, with hashed passwords; the file server asks for a token."""
     if users_count is None:
         return [Check("login", "fail", users_error or f"{users_file} cannot be read",
-                      "restore it from a backup, or add users again with `inv users.add`")]
+                      users_fix or "restore it from a backup, or add users again with `inv users.add`")]
     if users_count == 0:
         return [Check("login", "fail",
                       "no web login user: anyone who reaches the web UI can sign up and see everything",
@@ -549,7 +556,7 @@ def evaluate(r: Readings) -> list[Check]:
     found += check_config_mounted(r.merged, r.config_dir)
     if r.config_files:
         found += check_agent_pair(r.config_files, r.merged)
-    found += check_login(r.users_count, r.users_error, r.config_files, r.merged, r.users_file)
+    found += check_login(r.users_count, r.users_error, r.config_files, r.merged, r.users_file, r.users_fix)
     found += check_store_ports(r.merged)
     found += check_live_ports(r.live)
     found += check_published_services(r.merged, r.mode)

@@ -247,6 +247,22 @@ def _audit(settings) -> tuple[list[Check] | None, str]:
                       "report it; the other checks above and below are still valid")], ""
 
 
+def _stack(settings, r: Readings):
+    """The Stack doctor reads services through. A users file with a bad entry is the audit's finding
+    (with its fix), not a reason to stop: the stack is then read with the entries as they are."""
+    from .stack import Stack
+    from .users import load_users
+
+    try:
+        return Stack(settings)
+    except StackError:
+        pass
+    try:
+        return Stack(settings, users=load_users(settings.users_file, check=False))
+    except StackError:
+        return None  # not even JSON: the audit reports it
+
+
 def collect(load_settings: Callable | None = None) -> Readings:
     """Read everything doctor judges. Never raises for a reading: a failed reading is a finding."""
     from . import compose, hostinfo, layers as layer_mod
@@ -275,10 +291,14 @@ def collect(load_settings: Callable | None = None) -> Readings:
     r.data_dir = str(settings.data_dir)
     r.disk = hostinfo.disk_usage(settings.data_dir)
     r.ownership = {rel_path: hostinfo.owner(settings.data_dir / rel_path) for rel_path, _, _ in OWNERSHIP}
-    from .stack import Stack
-
-    stack = Stack(settings)
+    stack = _stack(settings, r)
     ours: set[int] = set()
+    if stack is None:
+        r.skipped["services and ports"] = "the users file cannot be read (see the security audit below)"
+        r.audit, why = _audit(settings)
+        if why:
+            r.skipped["security audit"] = why
+        return r
     if r.engine[0] and r.compose[0]:
         try:
             r.services = stack.states()

@@ -102,7 +102,16 @@ def create_layout(data_dir: Path, report: InstallReport) -> list[Path]:
 
 
 def render_config(settings: Settings, report: InstallReport) -> list[str]:
-    """Write ``<data>/config/*.conf`` where their text changed; mode 0600, owned by uid 1000 when root."""
+    """Write ``<data>/config/*.conf`` where their text changed; mode 0600, owned by uid 1000 when root.
+
+    Refuses (writing nothing) while generated secrets are missing: the config would carry empty ones.
+    """
+    if settings.missing_secrets:
+        raise StackError(
+            f"{settings.env_file} lacks generated secrets ({', '.join(settings.missing_secrets)}): the server "
+            "config cannot be rendered without them",
+            "run `inv install` first (it generates them and keeps what is there)",
+        )
     users = load_users(settings.users_file)
     changed = []
     settings.config_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from .install import InstallReport, render_config
 from .runner import Result, run
 from .settings import MASKED_KEYS, Settings
 from .urls import api_probe_url, public_urls
-from .users import load_users
+from .users import User, load_users
 
 LOG_TAIL = 30
 
@@ -23,9 +23,12 @@ LOG_TAIL = 30
 @dataclass
 class Stack:
     settings: Settings
+    #: the web login users (they decide whether the auth layer applies); read and checked when not given
+    users: list[User] | None = None
 
     def __post_init__(self) -> None:
-        self.users = load_users(self.settings.users_file)
+        if self.users is None:
+            self.users = load_users(self.settings.users_file)
         self.layers = layer_mod.select(self.settings, has_users=bool(self.users))
 
     def _write_generated_layers(self) -> None:

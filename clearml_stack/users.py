@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shlex
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,15 +98,15 @@ def check_password(password: str) -> None:
         )
 
 
-def check_stored_hash(stored: str) -> None:
+def check_stored_hash(stored: str, username: str = "NAME") -> None:
     """The form the server checks: standard base64 of a ``$2a$``/``$2b$``/``$2y$`` bcrypt string."""
     try:
         raw = base64.b64decode(stored, validate=True) if _STORED_HASH_RE.fullmatch(stored) else b""
     except ValueError:
         raw = b""
     if not re.fullmatch(rb"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", raw):
-        raise StackError("a stored password is not a base64 bcrypt hash",
-                         "set the password again with `inv users.passwd NAME`")
+        raise StackError(f"the stored password of {username!r} is not a base64 bcrypt hash",
+                         f"set the password again with `inv users.passwd {shlex.quote(username)}`")
 
 
 def hash_password(password: str, rounds: int = BCRYPT_ROUNDS) -> str:
@@ -124,9 +125,14 @@ def verify_password(password: str, stored: str) -> bool:
     return bcrypt.checkpw(password.encode(), base64.b64decode(stored.encode("ascii")))
 
 
-def load_users(path: Path) -> list[User]:
-    """Users from the users file; an absent file means no users. Every entry is checked again,
-    so a hand-edited file cannot put something the server would misread into its config."""
+def load_users(path: Path, check: bool = True) -> list[User]:
+    """Users from the users file; an absent file means no users.
+
+    Every entry is checked again (``check``), so a hand-edited file cannot put something the server
+    would misread into its config. ``check=False`` only parses: what `inv users.remove` and
+    `inv users.passwd` use to repair a file with a bad entry. A file that is not the users file's JSON
+    is refused either way.
+    """
     path = Path(path)
     if not path.is_file():
         return []
@@ -141,19 +147,30 @@ def load_users(path: Path) -> list[User]:
             f"users file {path} cannot be read ({exc})",
             "restore it from a backup, or delete it and add users again with `inv users.add`",
         ) from exc
+    if check:
+        check_users(users, path)
+    return users
+
+
+def check_users(users: list[User], path: Path, new_password_of: str = "") -> None:
+    """Every entry as the server needs it; the first bad one is refused, naming the command that fixes it.
+
+    ``new_password_of`` names a user whose stored hash is about to be replaced (not checked).
+    """
     seen: set[str] = set()
     for u in users:
         try:
             check_username(u.username)
             check_display_name(u.name)
-            check_stored_hash(u.password_hash)
+            if u.username != new_password_of:
+                check_stored_hash(u.password_hash, u.username)
             if u.username.lower() in seen:
                 raise StackError(f"user {u.username!r} appears twice", "remove one of them")
         except StackError as exc:
             raise StackError(f"users file {path}: {exc.message}",
-                             f"{exc.fix}; or `inv users.remove {u.username}` and add the user again") from exc
+                             f"{exc.fix}; or `inv users.remove {shlex.quote(u.username)}` and add the user again"
+                             ) from exc
         seen.add(u.username.lower())
-    return users
 
 
 def save_users(path: Path, users: list[User]) -> None:
@@ -186,7 +203,7 @@ def check_new_user(users: list[User], username: str, name: str) -> None:
 def with_user(users: list[User], user: User) -> list[User]:
     """``users`` plus ``user``; a duplicate name is refused (duplicates stop the server)."""
     check_new_user(users, user.username, user.name)
-    check_stored_hash(user.password_hash)
+    check_stored_hash(user.password_hash, user.username)
     return [*users, user]
 
 
@@ -199,7 +216,7 @@ def without_user(users: list[User], username: str) -> list[User]:
 def with_password(users: list[User], username: str, password_hash: str) -> list[User]:
     if find(users, username) is None:
         raise StackError(f"no user named {username!r}", "see `inv users.list`")
-    check_stored_hash(password_hash)
+    check_stored_hash(password_hash, username)
     return [User(u.username, u.name, password_hash) if u.username == username else u for u in users]
 
 
@@ -210,6 +227,7 @@ def add_user(settings, username: str, name: str, password: str, rounds: int = BC
     """
     from .install import InstallReport, render_config
 
+    settings.require_installed()  # the login config needs the generated secrets
     users = load_users(settings.users_file)
     name = name or username
     check_new_user(users, username, name)
@@ -219,14 +237,26 @@ def add_user(settings, username: str, name: str, password: str, rounds: int = BC
     return updated
 
 
-def change_password(settings, username: str, password: str, rounds: int = BCRYPT_ROUNDS) -> list[User]:
-    """Check, hash, save and render; a refused password changes no file."""
-    from .install import InstallReport, render_config
-
-    users = load_users(settings.users_file)
+def check_password_change(settings, username: str) -> list[User]:
+    """The users a password change starts from, read without the per-entry checks (so a bad stored hash
+    can be replaced); refused when the user is absent or another part of the file would still be bad."""
+    users = load_users(settings.users_file, check=False)
     if find(users, username) is None:
         raise StackError(f"no user named {username!r}", "see `inv users.list`")
+    check_users(users, settings.users_file, new_password_of=username)
+    return users
+
+
+def change_password(settings, username: str, password: str, rounds: int = BCRYPT_ROUNDS) -> list[User]:
+    """Check, hash, save and render; a refused password changes no file.
+
+    Works on a users file whose entry for ``username`` holds a bad hash: that is how it is repaired.
+    """
+    from .install import InstallReport, render_config
+
+    users = check_password_change(settings, username)
     updated = with_password(users, username, hash_password(password, rounds))
     save_users(settings.users_file, updated)
     render_config(settings, InstallReport())
     return updated
+

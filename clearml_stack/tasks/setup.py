@@ -28,6 +28,8 @@ def install(c, mode="", domain="", tls="", self_signed=False, tls_cert="", tls_k
     from ..install import install as do_install
     from .users import add_user_flow
 
+    # the new user is checked (and its password read and checked) before anything is written
+    password = _first_user_password(user, password_stdin) if user else None
     updates = access_updates(mode=mode, domain=domain, tls=tls, self_signed=self_signed, tls_cert=tls_cert,
                              tls_key=tls_key)
     settings, report = do_install(updates)
@@ -36,7 +38,7 @@ def install(c, mode="", domain="", tls="", self_signed=False, tls_cert="", tls_k
     if user and _user_exists(settings, user):
         ui.ok(f"user {user!r} exists already; kept as it is (`inv users.passwd {user}` changes the password)")
     elif user:
-        add_user_flow(settings, user, name="", password_stdin=password_stdin)
+        add_user_flow(settings, user, name="", password_stdin=password_stdin, password=password)
     elif interactive() and not _has_users(settings):
         _offer_first_user(settings)
     if not report.lines and not user:
@@ -64,6 +66,30 @@ def _offer_first_user(settings, attempts: int = 3) -> None:
         except StackError as exc:
             ui.error(exc.message, exc.fix if attempt + 1 == attempts else "try again")
     ui.note("no user was created")
+
+
+def _first_user_password(user: str, password_stdin: bool) -> str | None:
+    """The password for ``inv install --user``, read and checked before install writes anything.
+
+    None when the user exists already (install keeps it and asks nothing). The name is checked first,
+    so a bad name is refused without asking for a password.
+    """
+    from ..errors import StackError
+    from ..settings import load
+    from ..users import check_new_user, check_password, check_username, find, load_users
+    from .users import read_password
+
+    check_username(user)
+    try:
+        users = load_users(load().users_file)
+    except StackError:
+        users = []  # settings or users file install will complete or refuse; as far as we can tell, it is new
+    if find(users, user) is not None:
+        return None
+    check_new_user(users, user, user)
+    password = read_password(password_stdin)
+    check_password(password)
+    return password
 
 
 def _user_exists(settings, username: str) -> bool:

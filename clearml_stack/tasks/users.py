@@ -24,12 +24,17 @@ def read_password(password_stdin: bool) -> str:
     return first
 
 
-def apiserver_running(settings) -> bool:
-    """Whether this deployment's API server container runs (False when the engine cannot tell)."""
+def apiserver_running(settings, users: list | None = None) -> bool:
+    """Whether this deployment's API server container runs (False when the engine cannot tell).
+
+    ``users`` (as read from the users file) spares reading and checking the file again: a file with a
+    bad entry must not make a running server look stopped.
+    """
     from ..stack import Stack
 
     try:
-        return any(s.service == "apiserver" and s.state == "running" for s in Stack(settings).states())
+        return any(s.service == "apiserver" and s.state == "running"
+                   for s in Stack(settings, users=users).states())
     except StackError:
         return False
 
@@ -57,17 +62,20 @@ def apply_users_change(settings, layers_change: bool = False) -> None:
     ui.ok("the API server runs with the new login configuration")
 
 
-def add_user_flow(settings, username: str, name: str, password_stdin: bool) -> None:
+def add_user_flow(settings, username: str, name: str, password_stdin: bool, password: str | None = None) -> None:
+    """Add a user (asking for the password unless given), render and apply; refused before anything is written."""
     from ..users import add_user, check_new_user, load_users
 
+    settings.require_installed()  # the login config needs the generated secrets
     users = load_users(settings.users_file)
     check_new_user(users, username, name or username)  # before asking for a password
-    updated = add_user(settings, username, name, read_password(password_stdin))
+    updated = add_user(settings, username, name, read_password(password_stdin) if password is None else password)
     ui.ok(f"added user {username!r} ({len(updated)} user(s) in {settings.users_file})")
     apply_users_change(settings, layers_change=not users)
 
 
-@task(help={"name": "full name shown in the web UI (default: the user name)",
+@task(help={"username": "login name: 1-64 ASCII letters, digits, '.', '_', '@' or '-'",
+            "name": "full name shown in the web UI (default: the user name)",
             "password_stdin": "read the password from one line of stdin instead of prompting"})
 def add(c, username, name="", password_stdin=False):
     """Add a web login user (password stored only as a bcrypt hash)."""
@@ -80,8 +88,10 @@ def remove(c, username):
     from ..users import load_users, save_users, without_user
 
     settings = load_settings()
-    updated = without_user(load_users(settings.users_file), username)
-    if not updated and apiserver_running(settings):
+    # read without the per-entry checks: removing a bad entry is how a hand-edited file is repaired
+    users = load_users(settings.users_file, check=False)
+    updated = without_user(users, username)
+    if not updated and apiserver_running(settings, users):
         raise StackError(
             f"{username!r} is the last web login user and the server is running: removing it would open the "
             "server to anyone who reaches it",
@@ -110,11 +120,10 @@ def list_(c):
             "password_stdin": "read the new password from one line of stdin instead of prompting"})
 def passwd(c, username, password_stdin=False):
     """Change a web login user's password."""
-    from ..users import change_password, find, load_users
+    from ..users import change_password, check_password_change
 
     settings = load_settings()
-    if find(load_users(settings.users_file), username) is None:
-        raise StackError(f"no user named {username!r}", "see `inv users.list`")
+    check_password_change(settings, username)  # before asking; a bad stored hash is what this replaces
     change_password(settings, username, read_password(password_stdin))
     ui.ok(f"changed the password of {username!r}")
     apply_users_change(settings)

@@ -9,8 +9,10 @@ import re
 import shutil
 
 import pytest
+from pyhocon import ConfigFactory
 
 from clearml_stack.settings import SECRET_KEYS
+from clearml_stack.users import verify_password
 from tests.kit import Kit, new_kit
 
 pytestmark = pytest.mark.contract
@@ -234,3 +236,123 @@ def test_removing_the_last_user_of_a_stopped_server_warns(installed):
     res = installed.inv("users.remove", "alice")
     assert "no users left" in res.stderr
     assert "enabled: false" in (installed.data_dir / "config" / "apiserver.conf").read_text()
+
+
+# --- a hand-edited users file with a bad entry is repaired with the commands its error names -------
+
+
+def add_raw_entry(kit: Kit, entry: dict) -> None:
+    """Append an entry to the users file by hand, as someone editing it would."""
+    path = kit.settings().users_file
+    data = json.loads(path.read_text())
+    data["users"].append(entry)
+    path.write_text(json.dumps(data))
+
+
+def test_a_bad_stored_hash_is_repaired_with_users_passwd(installed):
+    add_raw_entry(installed, {"username": "bob", "name": "bob", "password_hash": "bm90IGEgaGFzaA=="})
+    refused = installed.inv("users.list", check=False)
+    assert refused.returncode != 0
+    assert "the stored password of 'bob' is not a base64 bcrypt hash" in refused.stderr
+    assert "`inv users.passwd bob`" in refused.stderr and "`inv users.remove bob`" in refused.stderr
+
+    installed.inv("users.passwd", "bob", "--password-stdin", input="bob new pass\n")
+    assert "bob" in installed.inv("users.list").stdout
+    conf = ConfigFactory.parse_file(str(installed.data_dir / "config" / "apiserver.conf"))
+    rendered = {u["username"]: u["password"] for u in conf["auth"]["fixed_users"]["users"]}
+    assert set(rendered) == {"alice", "bob"} and verify_password("bob new pass", rendered["bob"])
+    assert doctor(installed).returncode == 0
+
+
+def test_a_bad_user_name_is_repaired_with_users_remove(installed):
+    add_raw_entry(installed, {"username": "bad name", "name": "x", "password_hash": "bm90IGEgaGFzaA=="})
+    refused = installed.inv("users.list", check=False)
+    assert refused.returncode != 0 and "`inv users.remove 'bad name'`" in refused.stderr
+    # passwd cannot make that name acceptable: refused, nothing changes, and the fix is named again
+    before = snapshot(installed)
+    res = installed.inv("users.passwd", "bad name", "--password-stdin", input="some pass\n", check=False)
+    assert res.returncode != 0 and "not accepted" in res.stderr and "`inv users.remove 'bad name'`" in res.stderr
+    assert snapshot(installed) == before
+
+    installed.inv("users.remove", "bad name")
+    assert [u["username"] for u in json.loads(installed.settings().users_file.read_text())["users"]] == ["alice"]
+    assert "bad name" not in installed.inv("users.list").stdout
+    assert doctor(installed).returncode == 0
+
+
+def test_a_users_file_that_is_not_json_is_refused_by_remove_and_passwd(installed):
+    users_file = installed.settings().users_file
+    users_file.write_text("{not json")
+    before = snapshot(installed)
+    for args in (["users.remove", "alice"], ["users.passwd", "alice", "--password-stdin"]):
+        res = installed.inv(*args, input="a pass\n", check=False)
+        assert res.returncode != 0
+        assert f"users file {users_file} cannot be read" in res.stderr and "restore it from a backup" in res.stderr
+    assert snapshot(installed) == before
+
+
+def test_doctor_reports_a_bad_users_file_with_its_fix(installed):
+    add_raw_entry(installed, {"username": "bob", "name": "bob", "password_hash": "bm90IGEgaGFzaA=="})
+    res = doctor(installed)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "the stored password of 'bob' is not a base64 bcrypt hash" in res.stdout
+    assert "inv users.passwd bob" in res.stdout
+    assert "Traceback" not in res.stderr and "result: fail" in res.stdout
+    installed.settings().users_file.write_text("{not json")
+    res = doctor(installed)
+    assert res.returncode == 1 and "cannot be read" in res.stdout and "restore it from a backup" in res.stdout
+
+
+# --- users and install refusals that must come before anything is written ------------------------
+
+
+def test_users_add_before_install_is_refused_and_writes_nothing(kit):
+    kit.dir.mkdir(exist_ok=True)
+    res = kit.inv("users.add", "alice", "--password-stdin", input="pw one\n", check=False)
+    assert res.returncode != 0
+    assert "run `inv install`" in res.stderr
+    assert list(kit.dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("user, password, message", [
+    ("bad name", "fine pass", "user name 'bad name' is not accepted"),
+    ("bob", "", "the password is empty"),
+    ("bob", "a" * 73, "at most 72"),
+])
+def test_install_with_a_refused_user_writes_nothing(kit, user, password, message):
+    kit.dir.mkdir(exist_ok=True)
+    res = kit.inv("install", "--user", user, "--password-stdin", input=password + "\n", check=False)
+    assert res.returncode != 0 and message in res.stderr
+    assert list(kit.dir.iterdir()) == []
+
+
+def test_install_with_a_case_duplicate_user_changes_nothing(installed):
+    before = snapshot(installed)
+    res = installed.inv("install", "--user", "ALICE", "--password-stdin", input="other pass\n", check=False)
+    assert res.returncode != 0 and "already exists (as 'alice')" in res.stderr
+    assert snapshot(installed) == before
+
+
+# --- the agents get the rotated pair --------------------------------------------------------------
+
+
+def test_rotated_agent_pair_reaches_agent_services_and_workers(installed):
+    old = secrets_of(installed)
+    installed.inv("keys", "--rotate", "--agent")
+    new = secrets_of(installed)
+    assert new["CLEARML_AGENT_ACCESS_KEY"] != old["CLEARML_AGENT_ACCESS_KEY"]
+    services = merged(installed, CLEARML_SERVICES_AGENT="true", CLEARML_AGENT_REPLICAS="2")["services"]
+    for name in ("agent-services", "agent"):
+        env = services[name]["environment"]
+        assert (env["CLEARML_API_ACCESS_KEY"], env["CLEARML_API_SECRET_KEY"]) == \
+            (new["CLEARML_AGENT_ACCESS_KEY"], new["CLEARML_AGENT_SECRET_KEY"]), name
+
+
+# --- help text ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["users.add", "users.remove", "users.passwd"])
+def test_username_argument_has_help(kit, task):
+    out = kit.inv("--help", task).stdout
+    line = next(ln for ln in out.splitlines() if "--username" in ln)
+    assert line.split("--username=STRING", 1)[1].strip(), out

@@ -65,6 +65,15 @@ def login(kit: Kit, key: str, secret: str):
     return status, token, headers.get_all("Set-Cookie") or []
 
 
+def create_credentials(kit: Kit, token: str) -> tuple[str, str]:
+    """auth.create_credentials as the logged-in user: (access key, secret key)."""
+    status, body, _ = call(f"http://127.0.0.1:{kit.env['CLEARML_API_PORT']}/auth.create_credentials",
+                           headers={"Authorization": f"Bearer {token}"})
+    assert status == 200, body
+    creds = json.loads(body)["data"]["credentials"]
+    return creds["access_key"], creds["secret_key"]
+
+
 def upload(kit: Kit, name: str, content: bytes, token: str | None = None, cookie: bool = False):
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name.rsplit('/', 1)[-1]}\""
@@ -160,6 +169,9 @@ def test_rotation_refuses_old_credentials_and_keeps_the_stack_healthy(secured):
     old_agent = (old.secret("CLEARML_AGENT_ACCESS_KEY"), old.secret("CLEARML_AGENT_SECRET_KEY"))
     _, old_token, _ = login(secured, "alice", ALICE_PW)
     assert login(secured, *old_agent)[0] == 200
+    # an app credential alice creates (what the web UI's "Create new credentials" does), kept by the server
+    app_key, app_secret = create_credentials(secured, old_token)
+    assert login(secured, app_key, app_secret)[0] == 200
 
     res = secured.inv("keys", "--rotate")
     output = res.stdout + res.stderr
@@ -171,6 +183,8 @@ def test_rotation_refuses_old_credentials_and_keeps_the_stack_healthy(secured):
     assert login(secured, *old_system)[0] == 401
     assert login(secured, new.secret("CLEARML_APISERVER_KEY"), new.secret("CLEARML_APISERVER_SECRET"))[0] == 200
     assert login(secured, *old_agent)[0] == 200  # the agent pair was not part of this rotation
+    assert login(secured, app_key, app_secret)[0] == 200  # users' app credentials stay valid
+    assert login(secured, app_key, app_secret + "x")[0] == 401
     # users log in again: the old token is refused by the file server, a new one works (the file server
     # checks it with its own, rotated, system pair)
     assert upload(secured, "security/old-token.bin", b"x", token=old_token) == 401
@@ -184,3 +198,40 @@ def test_audit_fails_on_the_running_stack_when_a_store_is_public(secured):
     res = secured.inv("doctor", check=False, extra_env={"CLEARML_EXPOSE_STORES": "all"})
     assert res.returncode == 1
     assert "mongo is published on 0.0.0.0" in res.stdout
+
+
+# --- a server started open gets the auth layer with its first user -------------------------------
+
+
+@pytest.fixture
+def open_server(tmp_path, test_images) -> Kit:
+    """Installed without a user and started with --allow-open."""
+    k = stand_in_kit(tmp_path, test_images, CLEARML_WAIT_TIMEOUT="300")
+    (k.dir / ".test-max_map_count").write_text("524288\n")
+    try:
+        k.inv("install")
+        k.inv("up", "--allow-open")
+        yield k
+    finally:
+        remove_project(k)
+
+
+def test_first_user_on_an_open_server_applies_the_auth_layer(open_server):
+    s = open_server.settings()
+    # open: the web UI lets anyone in through the webserver pair, and the default user logs in
+    anyone = [(s.secret("CLEARML_WEBSERVER_KEY"), s.secret("CLEARML_WEBSERVER_SECRET")),
+              (s.secret("CLEARML_TESTS_KEY"), s.secret("CLEARML_TESTS_SECRET"))]
+    assert [login(open_server, *pair)[0] for pair in anyone] == [200, 200]
+    assert "Fixed users mode is enabled" not in open_server.inv("logs", "--service", "apiserver").stdout
+
+    res = open_server.inv("users.add", "carol", "--password-stdin", input="carol pass 1\n")
+    assert "applying the auth layer" in res.stderr
+    assert healthy(open_server)
+    assert "Fixed users mode is enabled" in open_server.inv("logs", "--service", "apiserver").stdout
+
+    assert [login(open_server, *pair)[0] for pair in anyone] == [401, 401]  # revoked in fixed-user mode
+    assert upload(open_server, "open/anonymous.bin", b"x") == 401
+    assert login(open_server, "carol", "carol pass 2")[0] == 401
+    status, token, _ = login(open_server, "carol", "carol pass 1")
+    assert status == 200 and upload(open_server, "open/with-token.bin", b"y", token=token) == 200
+    assert doctor(open_server).returncode == 0

@@ -9,9 +9,15 @@ Reproduces from CLEARML_FACTS.md:
   (bcrypt >= 5), duplicate usernames stop the server, the "Fixed users mode is enabled" log line,
   the ``clearml_token_basic`` cookie;
 - "Subdomains, cookies": cookie Domain (one or a list), HttpOnly, Secure, SameSite from config;
-- "Fileserver auth": ``auth.validate_token`` for system identities.
+- "Fileserver auth": ``auth.validate_token`` for system identities;
+- app credentials (``auth.create_credentials``, what the web UI's "Create new credentials" calls): kept
+  in MongoDB like the real server's, so they survive restarts and a rotation of the system credentials
+  and signing secrets. The stand-in keeps them in the Mongo stand-in (its HTTP JSON API, collection
+  ``auth_credentials``, one record per access key); HTTP Basic checks system credentials, then these,
+  then the fixed users, as the real server looks a key up in its user database first.
 Replies use the real envelope ``{"meta": {...}, "data": {...}}``. Only debug.ping, server.info
-(``version`` from ``STANDIN_VERSION``, default 2.3.0), auth.login and auth.validate_token exist, plus
+(``version`` from ``STANDIN_VERSION``, default 2.3.0), auth.login, auth.validate_token and
+auth.create_credentials exist, plus
 the queues/workers calls a clearml-agent daemon makes to register and idle (standin/workers.py); any
 other endpoint answers 400 like an unknown endpoint. The test-only
 ``GET /standin.effective_config`` returns the merged configuration. ``STANDIN_READY_AFTER=N`` makes
@@ -28,8 +34,12 @@ import hmac
 import json
 import os
 import re
+import secrets
 import socket
+import string
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +111,52 @@ def jwt_decode(token: str, secret: str) -> dict[str, Any]:
     return payload
 
 
+# --- app credentials, kept in the Mongo stand-in -----------------------------------------------
+
+CREDENTIALS_COLLECTION = "auth_credentials"
+KEY_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def mongo_url() -> str:
+    name, host_env, port_env, host, port = STORES[0]
+    return f"http://{os.environ.get(host_env, host)}:{os.environ.get(port_env, port)}"
+
+
+def store_call(method: str, path: str, doc: dict[str, Any] | None = None) -> Any:
+    """One request to the Mongo stand-in's JSON API; None for a record that does not exist."""
+    req = urllib.request.Request(f"{mongo_url()}/{path}", method=method,
+                                 data=None if doc is None else json.dumps(doc).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def create_credentials(ident: "Identity", label: str = "") -> dict[str, Any]:
+    """A new key pair for ``ident``, stored before it is returned (real formats: 30-char key, 50+ secret)."""
+    key = "".join(secrets.choice(KEY_ALPHABET) for _ in range(30))
+    secret = secrets.token_urlsafe(48)
+    store_call("PUT", f"{CREDENTIALS_COLLECTION}/{key}", {
+        "secret": secret, "user": ident.user, "user_name": ident.user_name, "role": ident.role,
+        "company": ident.company, "label": label, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    })
+    return {"access_key": key, "secret_key": secret, "label": label or None, "last_used": None}
+
+
+def stored_credentials(key: str, secret: str) -> "Identity | None":
+    """The identity of a stored app credential with this key and secret."""
+    if not re.fullmatch(r"[A-Z0-9]{30}", key):
+        return None
+    record = store_call("GET", f"{CREDENTIALS_COLLECTION}/{key}")
+    if not record or not hmac.compare_digest(str(record["secret"]).encode(), secret.encode()):
+        return None
+    return Identity(record["user"], record["user_name"], record["role"], record["company"])
+
+
 # --- identities ------------------------------------------------------------------------------
 
 
@@ -133,6 +189,10 @@ class Auth:
         entry = self.credentials.get(key)
         if entry and hmac.compare_digest(entry[0].encode(), secret.encode()):
             return entry[1]
+        if entry is None:
+            app = stored_credentials(key, secret)
+            if app is not None:
+                return app
         stored = self.users.get(key)
         if stored is None:
             return None
@@ -194,6 +254,7 @@ class ApiHandler(Handler):
             "server.info": lambda: {"version": SERVER_VERSION, "api_version": API_VERSION, "build": "standin"},
             "auth.login": self.auth_login,
             "auth.validate_token": self.auth_validate_token,
+            "auth.create_credentials": self.auth_create_credentials,
             "standin.effective_config": lambda: plain(self.cfg),
             # what clearml-agent needs to register and idle (standin/workers.py)
             **workers.handlers(REGISTRY, lambda: self.read_json() or {}, self.user_name),
@@ -268,6 +329,15 @@ class ApiHandler(Handler):
         self.extra_headers.extend(cookie_headers(self.cfg, name, token))
         log(ROLE, f"login: {ident.user_name} (role {ident.role})")
         return {"token": token}
+
+    def auth_create_credentials(self) -> dict[str, Any]:
+        ident = self.identity()
+        if ident is None:
+            raise ApiError(401, "Unauthorized (missing credentials)", 10)
+        label = str((self.read_json() or {}).get("label") or "")
+        creds = create_credentials(ident, label)
+        log(ROLE, f"created credentials {creds['access_key'][:4]}... for {ident.user_name}")
+        return {"credentials": creds}
 
     def auth_validate_token(self) -> dict[str, Any]:
         ident = self.identity()
