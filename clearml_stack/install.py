@@ -138,7 +138,7 @@ def install(updates: Mapping[str, str], environ: Mapping[str, str] | None = None
     plan = plan_env(TEMPLATE.read_text(), current, environ, updates)
     # validate what we are about to write, before writing anything
     new_values = settings_mod.merge_sources(parse_env(plan.text, str(env_file)), environ)
-    found = settings_mod.problems(new_values)
+    found = settings_mod.problems(new_values) + settings_mod.location_problems(new_values, env_file.parent)
     if found:
         raise StackError("invalid settings, nothing was written:\n  " + "\n  ".join(found),
                          f"fix the value in {env_file}, the environment or the flag, and run `inv install` again")
