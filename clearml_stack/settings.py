@@ -510,7 +510,8 @@ class Settings:
         return found
 
     def image(self, name: str) -> str:
-        """Resolved image reference for ``server``, ``mongo``, ``elastic``, ``redis`` or ``nginx``."""
+        """Resolved image reference, ``IMAGE_REGISTRY`` prefixed: ``server``, ``mongo``, ``elastic``, ``redis``,
+        ``nginx``, ``agent-base`` (what the agent image is built on) or ``agent-docker`` (task containers)."""
         rel = self.release
         registry = self.values["IMAGE_REGISTRY"]
         table = {
@@ -519,6 +520,8 @@ class Settings:
             "elastic": ("ELASTIC_IMAGE", versions.ELASTIC_REPO, rel.elastic_tag),
             "redis": ("REDIS_IMAGE", versions.REDIS_REPO, rel.redis_tag),
             "nginx": ("NGINX_IMAGE", versions.NGINX_REPO, versions.NGINX_TAG),
+            "agent-base": ("CLEARML_AGENT_BASE_IMAGE", *BY_KEY["CLEARML_AGENT_BASE_IMAGE"].default.split(":")),
+            "agent-docker": ("CLEARML_AGENT_DEFAULT_DOCKER", *BY_KEY["CLEARML_AGENT_DEFAULT_DOCKER"].default.split(":")),
         }
         key, repo, tag = table[name]
         return _with_tag(self.values[key], repo, tag, registry)

@@ -135,6 +135,42 @@ def test_registry_prefix_applies_to_every_image(tmp_path):
     assert loaded.image("elastic") == "reg.local:5000/elasticsearch:8.17.0"
     assert loaded.image("redis") == "reg.local:5000/redis:7.4.1"
     assert loaded.image("server") == "reg.local:5000/clearml/server:2.3.0"
+    assert loaded.image("nginx") == "reg.local:5000/nginx:1.28.0"
+    assert loaded.image("agent-base") == "reg.local:5000/python:3.11.13-slim-bookworm"
+    assert loaded.image("agent-docker") == "reg.local:5000/python:3.11.13-bookworm"
+    # what compose and the agent image build actually receive
+    from clearml_stack import agents, compose
+
+    env = compose.environment(loaded)
+    images = {k: v for k, v in env.items() if k.endswith("_IMAGE") and k != "STACK_AGENT_IMAGE"}
+    assert images == {
+        "STACK_SERVER_IMAGE": "reg.local:5000/clearml/server:2.3.0",
+        "STACK_MONGO_IMAGE": "reg.local:5000/mongo:7.0.22",
+        "STACK_ELASTIC_IMAGE": "reg.local:5000/elasticsearch:8.17.0",
+        "STACK_REDIS_IMAGE": "reg.local:5000/redis:7.4.1",
+        "STACK_NGINX_IMAGE": "reg.local:5000/nginx:1.28.0",
+        "STACK_AGENT_BASE_IMAGE": "reg.local:5000/python:3.11.13-slim-bookworm",
+    }
+    assert env["STACK_AGENT_DEFAULT_DOCKER"] == "reg.local:5000/python:3.11.13-bookworm"
+    assert agents.build_args(loaded)["BASE_IMAGE"] == "reg.local:5000/python:3.11.13-slim-bookworm"
+    # the bundle for other machines builds on the same mirror
+    from clearml_stack import bundle
+
+    files = {f.path: f for f in bundle.render(loaded, 1, [], None)}
+    assert 'BASE_IMAGE: "reg.local:5000/python:3.11.13-slim-bookworm"' in files["docker-compose.yml"].data.decode()
+    # the agent image itself is built here, never pulled: no prefix
+    assert env["STACK_AGENT_IMAGE"].startswith(agents.IMAGE_REPO + ":")
+
+
+def test_agent_images_follow_the_image_rules(tmp_path):
+    environ = {**clean_environ(), "CLEARML_ENV_FILE": str(tmp_path / ".env")}
+    given = {"CLEARML_AGENT_BASE_IMAGE": "mirror.local/python", "CLEARML_AGENT_DEFAULT_DOCKER": "nvidia/cuda:12.4.1"}
+    loaded = S.load({**environ, **given})
+    assert loaded.image("agent-base") == "mirror.local/python:3.11.13-slim-bookworm"  # no tag: the default's
+    assert loaded.image("agent-docker") == "nvidia/cuda:12.4.1"
+    empty = S.load({**environ, "CLEARML_AGENT_BASE_IMAGE": "", "CLEARML_AGENT_DEFAULT_DOCKER": ""})
+    assert (empty.image("agent-base"), empty.image("agent-docker")) == (
+        "python:3.11.13-slim-bookworm", "python:3.11.13-bookworm")
 
 
 @pytest.mark.parametrize("gib,heap", [(2, "512m"), (8, "2g"), (16, "4g"), (64, "4g"), (4, "1g")])
