@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INV := $(BIN)/inv
 
 .DEFAULT_GOAL := help
-.PHONY: help up install down restart status logs doctor backup config users test test-images unit lint smoke examples
+.PHONY: help up install down restart status logs doctor backup config users test test-images host-tools unit lint smoke examples
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z0-9_.-]*:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,10 +61,15 @@ $(VENV)/.examples-installed: pyproject.toml $(VENV)/.installed
 examples: $(VENV)/.examples-installed ## run the ClearML SDK examples against the server (agents needed for pipelines)
 	$(INV) examples
 
-test-images: $(VENV)/.test-installed ## build the local test images (cached by content)
+# host tools the test images and the connect-script tests need, installed with apt-get if missing
+# (quiet when all exist)
+host-tools:
+	@scripts/host-tools.sh
+
+test-images: host-tools $(VENV)/.test-installed ## build the local test images (cached by content)
 	$(BIN)/python -m tests.images.build
 
-test: $(VENV)/.test-installed ## every test: unit, contract, integration (builds the test images first)
+test: host-tools $(VENV)/.test-installed ## every test: unit, contract, integration (builds the test images first)
 	$(BIN)/python -m tests.images.build
 	$(BIN)/pytest
 

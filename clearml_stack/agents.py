@@ -51,7 +51,7 @@ def context_digest(context: Path, files: Sequence[Path] | None = None) -> str:
 
 def build_args(settings: Settings) -> dict[str, str]:
     return {
-        "BASE_IMAGE": settings["CLEARML_AGENT_BASE_IMAGE"],
+        "BASE_IMAGE": settings.image("agent-base"),
         "CLEARML_AGENT_VERSION": settings["CLEARML_AGENT_VERSION"],
         "APT_PACKAGES": settings["CLEARML_AGENT_APT_PACKAGES"],
     }
@@ -129,10 +129,10 @@ def environment(settings: Settings) -> dict[str, str]:
     return {
         "STACK_AGENT_IMAGE": image_ref(settings),
         "STACK_AGENT_CONTEXT": str(context_dir(settings.kit_root)),
-        "STACK_AGENT_BASE_IMAGE": settings["CLEARML_AGENT_BASE_IMAGE"],
+        "STACK_AGENT_BASE_IMAGE": build_args(settings)["BASE_IMAGE"],
         "STACK_AGENT_VERSION": settings["CLEARML_AGENT_VERSION"],
         "STACK_AGENT_APT_PACKAGES": settings["CLEARML_AGENT_APT_PACKAGES"],
-        "STACK_AGENT_DEFAULT_DOCKER": settings["CLEARML_AGENT_DEFAULT_DOCKER"],
+        "STACK_AGENT_DEFAULT_DOCKER": settings.image("agent-docker"),
         "STACK_AGENT_NETWORK": f"{settings.project}_backend",
         "STACK_AGENT_REPLICAS": str(replicas(settings)),
         "STACK_AGENT_MODE": settings["CLEARML_AGENT_MODE"],

@@ -96,7 +96,7 @@ def render(settings: Settings, replicas: int, queues: Sequence[str], connect: st
     values = {
         "server": urls.web if not tunnel else f"{urls.web} (through connect.sh)",
         "image": agents.image_ref(settings, agents.context_digest(context, agents.portable_context_files(context))),
-        "base_image": _yaml(settings["CLEARML_AGENT_BASE_IMAGE"]),
+        "base_image": _yaml(agents.build_args(settings)["BASE_IMAGE"]),
         "agent_version": settings["CLEARML_AGENT_VERSION"],
         "apt_packages": _yaml(settings["CLEARML_AGENT_APT_PACKAGES"]),
         "replicas": str(replicas),

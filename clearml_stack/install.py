@@ -6,6 +6,7 @@ Plan first (pure), validate the result, and only then write; a second run change
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -40,25 +41,63 @@ class EnvPlan:
     created: bool
     generated: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)  # template keys the file lacked, added with their defaults
 
     @property
     def changed(self) -> bool:
-        return self.created or bool(self.generated or self.updated)
+        return self.created or bool(self.generated or self.updated or self.added)
+
+
+_KEY_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def template_blocks(template: str) -> list[tuple[str, str]]:
+    """``(key, text)`` for each setting of the template, in order: its line and the comment lines right
+    above it (pure)."""
+    lines = template.splitlines(keepends=True)
+    blocks: list[tuple[str, str]] = []
+    for i, line in enumerate(lines):
+        match = _KEY_LINE.match(line)
+        if not match:
+            continue
+        start = i
+        while start > 0 and lines[start - 1].lstrip().startswith("#"):
+            start -= 1
+        text = "".join(lines[start:i + 1])
+        blocks.append((match.group(1), text if text.endswith("\n") else text + "\n"))
+    return blocks
+
+
+def complete_from_template(template: str, current: str) -> tuple[str, list[str]]:
+    """``current`` with every template setting it lacks appended with its comment lines and default (pure).
+
+    Lines already in ``current`` are kept exactly, values included. Returns the text and the added keys.
+    """
+    present = set(parse_env(current))
+    missing = [(key, text) for key, text in template_blocks(template) if key not in present]
+    if not missing:
+        return current, []
+    head = current if current.endswith("\n") or not current else current + "\n"
+    if head and not head.endswith("\n\n"):
+        head += "\n"
+    return head + "".join(text for _, text in missing), [key for key, _ in missing]
 
 
 def plan_env(template: str, current: str | None, environ: Mapping[str, str],
              updates: Mapping[str, str]) -> EnvPlan:
-    """The new settings text (pure): template if none, flags applied, missing secrets generated.
+    """The new settings text (pure): the template if there is no file, else the file completed from the
+    template; flags applied, missing secrets generated.
 
     Values already in the file are kept; a secret set in the environment is not generated.
     """
-    text = template if current is None else current
+    text, added = (template, []) if current is None else complete_from_template(template, current)
     values = parse_env(text)
     changes = {k: v for k, v in updates.items() if values.get(k) != v}
     present = {**values, **{k: environ[k] for k in settings_mod.SECRET_KEYS if environ.get(k)}}
     generated = secrets.fill_missing(present)
     new_text = set_values(text, {**changes, **generated}) if (changes or generated) else text
-    return EnvPlan(new_text, created=current is None, generated=sorted(generated), updated=sorted(changes))
+    return EnvPlan(new_text, created=current is None, generated=sorted(generated), updated=sorted(changes),
+                   added=added)
 
 
 @dataclass
@@ -78,6 +117,9 @@ def apply_env(plan: EnvPlan, env_file: Path, report: InstallReport) -> None:
         atomic_write(env_file, plan.text, 0o600)
         if plan.created:
             report.add(f"created {env_file} from .env.template (mode 0600)")
+        if plan.added:
+            report.add(f"added {len(plan.added)} settings missing from {env_file}, with their comments and "
+                       f"defaults from .env.template: {', '.join(plan.added)}")
         if plan.generated:
             report.add(f"generated {len(plan.generated)} secrets: {', '.join(plan.generated)}")
         if plan.updated:
@@ -148,7 +190,7 @@ def install(updates: Mapping[str, str], environ: Mapping[str, str] | None = None
     plan = plan_env(TEMPLATE.read_text(), current, environ, updates)
     # validate what we are about to write, before writing anything
     new_values = settings_mod.merge_sources(parse_env(plan.text, str(env_file)), environ)
-    found = settings_mod.problems(new_values)
+    found = settings_mod.problems(new_values) + settings_mod.location_problems(new_values, env_file.parent)
     if found:
         raise StackError("invalid settings, nothing was written:\n  " + "\n  ".join(found),
                          f"fix the value in {env_file}, the environment or the flag, and run `inv install` again")

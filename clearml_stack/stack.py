@@ -46,12 +46,14 @@ class Stack:
                    echo=echo, input=input)
 
     # --- readings ----------------------------------------------------------------------------
-    def states(self, echo: bool = False) -> list[ServiceState]:
+    def states(self, echo: bool = True) -> list[ServiceState]:
+        """Each service's state, read from ``compose ps`` (the command is printed on stderr unless ``echo=False``)."""
         res = self.compose("ps", "-a", "--format", "json", capture=True, echo=echo)
         return parse_ps(res.stdout)
 
     def running_ports(self) -> set[int]:
-        res = self.compose("ps", "--format", "json", capture=True, echo=False)
+        """Host ports this stack's running containers publish (they are not "taken" for the preflight)."""
+        res = self.compose("ps", "--format", "json", capture=True)
         return {int(p["PublishedPort"]) for r in compose.ps_records(res.stdout)
                 for p in (r.get("Publishers") or []) if p.get("PublishedPort")}
 
@@ -129,8 +131,10 @@ class Stack:
         """Poll compose until every service is healthy, printing changes; raise with logs on timeout."""
         deadline = time.monotonic() + timeout
         last = ""
+        first = True
         while True:
-            states = self.states()
+            states = self.states(echo=first)  # the polling command is printed once, not every 2 seconds
+            first = False
             pending = not_good(states)
             line = ", ".join(f"{s.service}={s.health or s.state}" for s in pending)
             if not pending and states:
@@ -161,7 +165,7 @@ class Stack:
         self.compose(*args, check=False)
 
     def merged_config(self, show_secrets: bool = False) -> str:
-        text = self.compose("config", capture=True, echo=False).stdout
+        text = self.compose("config", capture=True).stdout  # the command on stderr, the file on stdout
         return text if show_secrets else mask_secrets(text, self.settings)
 
     def passthrough(self, args: Sequence[str]) -> int:

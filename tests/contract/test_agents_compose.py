@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -228,7 +229,7 @@ def test_bundle_readme_and_makefile_carry_the_commands(bundle):
     assert "docker compose up -d" in proc.stdout and "connect.sh" in proc.stdout
 
 
-def bundle_agent(kit, tmp_path, *flags: str) -> tuple[dict, "Path"]:
+def bundle_agent(kit, tmp_path, *flags: str) -> tuple[dict, Path]:
     """`inv agents.bundle`, unpacked, and its agent service as `docker compose config` renders it there."""
     out = tmp_path / "b.tar.gz"
     kit.inv("agents.bundle", "--out", str(out), *flags)

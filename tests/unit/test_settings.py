@@ -135,6 +135,42 @@ def test_registry_prefix_applies_to_every_image(tmp_path):
     assert loaded.image("elastic") == "reg.local:5000/elasticsearch:8.17.0"
     assert loaded.image("redis") == "reg.local:5000/redis:7.4.1"
     assert loaded.image("server") == "reg.local:5000/clearml/server:2.3.0"
+    assert loaded.image("nginx") == "reg.local:5000/nginx:1.28.0"
+    assert loaded.image("agent-base") == "reg.local:5000/python:3.11.13-slim-bookworm"
+    assert loaded.image("agent-docker") == "reg.local:5000/python:3.11.13-bookworm"
+    # what compose and the agent image build actually receive
+    from clearml_stack import agents, compose
+
+    env = compose.environment(loaded)
+    images = {k: v for k, v in env.items() if k.endswith("_IMAGE") and k != "STACK_AGENT_IMAGE"}
+    assert images == {
+        "STACK_SERVER_IMAGE": "reg.local:5000/clearml/server:2.3.0",
+        "STACK_MONGO_IMAGE": "reg.local:5000/mongo:7.0.22",
+        "STACK_ELASTIC_IMAGE": "reg.local:5000/elasticsearch:8.17.0",
+        "STACK_REDIS_IMAGE": "reg.local:5000/redis:7.4.1",
+        "STACK_NGINX_IMAGE": "reg.local:5000/nginx:1.28.0",
+        "STACK_AGENT_BASE_IMAGE": "reg.local:5000/python:3.11.13-slim-bookworm",
+    }
+    assert env["STACK_AGENT_DEFAULT_DOCKER"] == "reg.local:5000/python:3.11.13-bookworm"
+    assert agents.build_args(loaded)["BASE_IMAGE"] == "reg.local:5000/python:3.11.13-slim-bookworm"
+    # the bundle for other machines builds on the same mirror
+    from clearml_stack import bundle
+
+    files = {f.path: f for f in bundle.render(loaded, 1, [], None)}
+    assert 'BASE_IMAGE: "reg.local:5000/python:3.11.13-slim-bookworm"' in files["docker-compose.yml"].data.decode()
+    # the agent image itself is built here, never pulled: no prefix
+    assert env["STACK_AGENT_IMAGE"].startswith(agents.IMAGE_REPO + ":")
+
+
+def test_agent_images_follow_the_image_rules(tmp_path):
+    environ = {**clean_environ(), "CLEARML_ENV_FILE": str(tmp_path / ".env")}
+    given = {"CLEARML_AGENT_BASE_IMAGE": "mirror.local/python", "CLEARML_AGENT_DEFAULT_DOCKER": "nvidia/cuda:12.4.1"}
+    loaded = S.load({**environ, **given})
+    assert loaded.image("agent-base") == "mirror.local/python:3.11.13-slim-bookworm"  # no tag: the default's
+    assert loaded.image("agent-docker") == "nvidia/cuda:12.4.1"
+    empty = S.load({**environ, "CLEARML_AGENT_BASE_IMAGE": "", "CLEARML_AGENT_DEFAULT_DOCKER": ""})
+    assert (empty.image("agent-base"), empty.image("agent-docker")) == (
+        "python:3.11.13-slim-bookworm", "python:3.11.13-bookworm")
 
 
 @pytest.mark.parametrize("gib,heap", [(2, "512m"), (8, "2g"), (16, "4g"), (64, "4g"), (4, "1g")])
@@ -171,3 +207,81 @@ def test_template_documents_every_setting_with_its_default():
             assert lines[i - 1].startswith("# "), f"{key} needs a one-line comment above it"
             if S.BY_KEY[key].secret:
                 assert parsed[key] == "", "the template holds no secrets"
+
+
+# --- every validated setting against one generic bad value ----------------------------------------
+
+#: refused by every check: a ':' (splits compose mounts), a space, a tab and a newline
+GENERIC_BAD = "not ok:\tat all\n"
+VALIDATED = [s.key for s in S.SETTINGS if s.validated]
+PATH_KEYS = ("CLEARML_DATA_DIR", "CLEARML_USERS_FILE", "CLEARML_BACKUP_DIR", "CLEARML_TLS_CERT", "CLEARML_TLS_KEY")
+
+
+def files_under(root) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def test_the_settings_that_name_paths_and_credentials_are_validated():
+    assert set(PATH_KEYS) <= set(VALIDATED)
+    assert {"CLEARML_AGENT_GIT_PASS", "AWS_SECRET_ACCESS_KEY", "GOOGLE_APPLICATION_CREDENTIALS"} <= set(VALIDATED)
+    assert not S.Setting("X", "", "free text").validated
+
+
+@pytest.mark.parametrize("key", VALIDATED)
+def test_generic_bad_value_is_named_with_a_fix_and_nothing_is_written(key, tmp_path):
+    from clearml_stack.install import install
+
+    setting = S.BY_KEY[key]
+    found = [p for p in S.problems(values(**{key: GENERIC_BAD})) if p.startswith(f"{key}=")]
+    assert len(found) == 1, found
+    message = found[0]
+    if setting.secret or setting.sensitive:
+        assert message.startswith(f"{key}=(hidden):") and "at all" not in message, "a secret value is never echoed"
+    else:
+        assert message.startswith(f"{key}={GENERIC_BAD!r}:"), message
+    reason, _, fix = message.partition("; fix: ")
+    assert reason and fix.strip(), f"{key}: no fix in {message!r}"
+
+    # through `inv install`'s code path, on a fresh folder and on an installed one: nothing written
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    environ = {**clean_environ(), "CLEARML_ENV_FILE": str(fresh / ".env"), key: GENERIC_BAD}
+    with pytest.raises(StackError) as err:
+        install({}, environ)
+    assert message in err.value.message and "nothing was written" in err.value.message
+    assert list(fresh.iterdir()) == []
+
+    installed = tmp_path / "installed"
+    install({}, {**clean_environ(), "CLEARML_ENV_FILE": str(installed / ".env")})
+    before = files_under(installed)
+    with pytest.raises(StackError):
+        install({}, {**environ, "CLEARML_ENV_FILE": str(installed / ".env")})
+    with pytest.raises(StackError) as err:
+        S.load({**environ, "CLEARML_ENV_FILE": str(installed / ".env")})
+    assert message in err.value.message
+    assert files_under(installed) == before
+
+
+@pytest.mark.parametrize("key", PATH_KEYS)
+@pytest.mark.parametrize("bad", ["/srv/clear:ml", "data\nmore", "data\r", "\t"])
+def test_path_with_a_colon_or_a_line_break_is_refused(key, bad):
+    found = S.problems(values(**{"CLEARML_TLS": "provided", "CLEARML_TLS_CERT": "/c.pem",
+                                 "CLEARML_TLS_KEY": "/k.pem", key: bad}))
+    assert [p for p in found if p.startswith(f"{key}={bad!r}:")], found
+    if ":" in bad:
+        assert any("':'" in p and "fix:" in p for p in found)
+
+
+def test_data_dir_resolving_into_a_folder_with_a_colon_is_refused_before_anything_is_written(tmp_path):
+    from clearml_stack.install import install
+
+    folder = tmp_path / "deploy:1"
+    folder.mkdir()
+    environ = {**clean_environ(), "CLEARML_ENV_FILE": str(folder / ".env")}
+    with pytest.raises(StackError) as err:
+        install({}, environ)
+    assert "CLEARML_DATA_DIR='./data': resolves to" in err.value.message and "absolute path" in err.value.message
+    assert list(folder.iterdir()) == []
+    # an absolute data directory elsewhere is fine
+    _, report = install({}, {**environ, "CLEARML_DATA_DIR": str(tmp_path / "store")})
+    assert (tmp_path / "store" / "config" / "apiserver.conf").is_file() and report.lines
