@@ -207,7 +207,7 @@ def access_warnings(settings) -> list[tuple[str, str]]:  # noqa: ANN001
 
 
 def access_next_steps(settings) -> list[str]:  # noqa: ANN001
-    """Mode-specific lines for the next steps `inv up` prints."""
+    """Mode-specific lines for the next steps `inv up` and `inv host` print: what clients need to reach it."""
     steps = []
     d = settings.domain
     if settings.mode == "subdomains":
@@ -216,12 +216,23 @@ def access_next_steps(settings) -> list[str]:  # noqa: ANN001
             steps.append(f"the TLS proxy in front (Lightning's port {port}, or cloudflared: `inv tunnel.cloudflare`) "
                          f"must send https://app.{d}, api.{d} and files.{d} to this host's port {port}")
         else:
-            steps.append(f"app.{d}, api.{d} and files.{d} must reach this host's port {port} "
-                         "(DNS, a proxy in front, or /etc/hosts on each client)")
+            steps.append(f"app.{d}, api.{d} and files.{d} must reach this host's port {port}: DNS records "
+                         f"(a wildcard *.{d} is simplest), a proxy in front, or on each client this line in "
+                         f"/etc/hosts: <this host's IP> app.{d} api.{d} files.{d}")
         if settings.tls == "self-signed":
-            steps.append("browsers and clients must trust the gateway's CA: `inv tls.show` says how")
+            from .gateway import ca_cert_path
+
+            steps.append(f"browsers, the SDK and agents must trust the gateway's private CA {ca_cert_path(settings)}: "
+                         "copy it to each client; `inv tls.show` prints how to trust it there")
     if settings.mode == "lightning-proxy":
         ports = ", ".join(settings[k] for k in ("CLEARML_WEB_PORT", "CLEARML_API_PORT", "CLEARML_FILES_PORT"))
         steps.append(f"ports {ports} must be exposed on the Studio (Lightning's port forwarding); "
                      "see the README for this mode's limits")
+        steps.append("this mode's limits: the three ports are public (only the web login and tokens protect them), and the "
+                     "login cookie does not reach the file server's host, so images the web UI loads from it "
+                     "may fail; the SDK and agents are not affected")
+    if settings.mode == "ports":
+        ports = ", ".join(settings[k] for k in ("CLEARML_WEB_PORT", "CLEARML_API_PORT", "CLEARML_FILES_PORT"))
+        steps.append(f"ports {ports} of this host must be reachable from the clients: open them in the firewall "
+                     "to those clients only (every request is plain HTTP)")
     return steps

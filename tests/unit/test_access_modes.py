@@ -283,7 +283,8 @@ ACCESS_KEYS = ("STACK_BIND", "STACK_PUBLIC_BIND", "STACK_WEB_PORT", "STACK_API_P
 def test_mode_snapshot(case, tmp_path):
     from tests.snapshots import assert_snapshot
 
-    s = Settings(values={**defaults(), "CLEARML_ES_HEAP": "1g", **MODE_CASES[case]}, env_file=tmp_path / ".env")
+    s = Settings(values={**defaults(), "CLEARML_ES_HEAP": "1g", **MODE_CASES[case]},
+                 env_file=Path("/srv/clearml/.env"))  # a fixed path: the next steps name the CA file
     env = compose.environment(s)
     urls = public_urls(s, hostname="this-host")
     cookies = ConfigFactory.parse_string(render_apiserver(s, []))["auth.cookies"]
