@@ -113,6 +113,7 @@ def _read_credentials(access_key: str, secret_key: str, credentials_stdin: bool)
 
 
 @task(
+    auto_shortflags=False,  # long flags only: with eleven of them invoke would hand out "-3" and "--" (for --s3-no-tls)
     help={
         "out": f"file to write (default: {CONFIG_NAME} beside the settings file; '-' prints it)",
         "access_key": "API access key from the web UI (prefer --credentials-stdin: argv is visible in ps)",
