@@ -248,6 +248,24 @@ def test_lightning_proxy_snapshots(monkeypatch):
     assert_snapshot("connect-lightning-proxy.sh", render_connect_script(s, LIGHTNING))
 
 
+def test_ports_and_subdomains_snapshots():
+    """connect.sh is still written in these modes (it tunnels to the server's loopback ports)."""
+    ports = make(CLEARML_ACCESS_MODE="ports", CLEARML_DOMAIN="srv.example.com")
+    sub = make(CLEARML_ACCESS_MODE="subdomains", CLEARML_DOMAIN="ml.example.com", CLEARML_TLS="self-signed",
+               CLEARML_GATEWAY_PORT="443", CLEARML_GATEWAY_HTTP_PORT="80")
+    assert_snapshot("connect-ports.sh", render_connect_script(ports, CUSTOM))
+    assert_snapshot("connect-subdomains.sh", render_connect_script(sub, CUSTOM, C.LocalPorts(28080, 28008, 28081)))
+    assert_snapshot("clientconf-ports.conf", render_client_config(ports, CREDS))
+
+
+def test_client_config_storage_option_snapshots():
+    no_verify = C.parse_s3_endpoint("minio.example.com:9000", no_verify=True)
+    assert (no_verify.secure, no_verify.verify) == (True, False)
+    assert_snapshot("clientconf-s3-no-verify.conf", render_client_config(make(), CREDS, s3=no_verify))
+    assert_snapshot("clientconf-output-uri.conf",
+                    render_client_config(make(), CREDS, output_uri=C.check_output_uri("gs://ml-bucket/models")))
+
+
 def test_client_config_takes_explicit_urls_for_agents():
     chosen = C.ClientUrls("http://10.0.0.2:8080", "http://10.0.0.2:8008", "http://10.0.0.2:8081")
     conf = ConfigFactory.parse_string(render_client_config(make(), CREDS, urls=chosen))
