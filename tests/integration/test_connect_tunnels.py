@@ -255,8 +255,8 @@ def test_tunnels_answer_and_survive_killed_ssh_connections(flags, tunnels, scrip
         assert time.monotonic() - started < 60, f"no recovery within 60s:\n{run.stderr}"
         time.sleep(0.2)
     recovery = time.monotonic() - started
-    record_figure(f"connect.sh ({'autossh' if not flags else 'plain ssh loop'}): tunnels answered again after "
-                  "every sshd process was killed, in", recovery, "s")
+    record_figure(f"connect.sh ({'autossh' if not flags else 'plain ssh loop'}) recovery after every sshd "
+                  "process was killed", recovery, "s")
     assert ssh_server.logins() >= before + 3, "each tunnel logged in again"
     ssh_after = {pid for pid, cmd in descendants(run.proc.pid).items() if cmd.startswith(("ssh ", "/usr/bin/ssh "))}
     assert ssh_after and not ssh_after & ssh_before, "the old ssh processes are gone, new ones carry the tunnels"
