@@ -121,6 +121,54 @@ def domain_updates(current: Mapping[str, str], updates: Mapping[str, str], envir
     return {"CLEARML_DOMAIN": answer} if answer else {}
 
 
+#: (CLEARML_GATEWAY_PORT, CLEARML_GATEWAY_HTTP_PORT) subdomains mode gets off a Lightning Studio, per
+#: CLEARML_TLS: the scheme's own port (HTTPS on 443 with a redirect from 80); behind a TLS proxy the
+#: port only faces that proxy, so it keeps the template's 8000
+OFF_STUDIO_GATEWAY_PORTS = {
+    "off": ("80", ""),
+    "self-signed": ("443", "80"),
+    "provided": ("443", "80"),
+    "external": (str(STUDIO_GATEWAY_PORT), ""),
+}
+GATEWAY_PORT_KEYS = ("CLEARML_GATEWAY_PORT", "CLEARML_GATEWAY_HTTP_PORT")
+GATEWAY_PORT_NOTE = ("subdomains mode off a Lightning Studio listens on the scheme's own port: 443 (and 80 "
+                     "redirecting to it) with TLS at the gateway, 80 without; set CLEARML_GATEWAY_PORT in the "
+                     "settings file or the environment, or give --gateway-port, to choose another")
+
+
+def gateway_port_updates(current: Mapping[str, str], updates: Mapping[str, str],
+                         environ: Mapping[str, str]) -> dict[str, str]:
+    """The gateway ports `inv install` sets off a Lightning Studio when the user chose none (pure).
+
+    A Studio exposes 8000, so there the template's 8000 stays. Elsewhere, when subdomains mode is being
+    chosen or its TLS setting changes, ports the kit itself picks (the template's 8000, or an earlier
+    choice from :data:`OFF_STUDIO_GATEWAY_PORTS`) become 443 + 80 with TLS at the gateway and 80 without.
+    A port given by a flag, set in the environment, or another number in the settings file is kept; the
+    redirect port is then only cleared when TLS leaves the gateway (it would be refused otherwise).
+    """
+    mode = updates.get("CLEARML_ACCESS_MODE") or current.get("CLEARML_ACCESS_MODE") or "tunnel"
+    if mode != "subdomains" or studio_host(environ):
+        return {}
+    old_tls = current.get("CLEARML_TLS", "off") or "off"
+    new_tls = updates.get("CLEARML_TLS") or old_tls
+    entering = current.get("CLEARML_ACCESS_MODE", "tunnel") != "subdomains"
+    wanted = OFF_STUDIO_GATEWAY_PORTS.get(new_tls)
+    if (not entering and new_tls == old_tls) or wanted is None:
+        return {}  # nothing about the gateway changes (a second run keeps what is there), or a bad TLS value
+    port_key, http_key = GATEWAY_PORT_KEYS
+    given = {key for key in GATEWAY_PORT_KEYS if key in updates or key in environ}
+    port, http = current.get(port_key, ""), current.get(http_key, "")
+    kit_ports = {p for p, _ in OFF_STUDIO_GATEWAY_PORTS.values()}
+    kit_http = {h for _, h in OFF_STUDIO_GATEWAY_PORTS.values()}
+    found = {}
+    port_chosen = port_key in given or port not in kit_ports
+    if not port_chosen:
+        found[port_key] = wanted[0]
+    if http_key not in given and http in kit_http:
+        found[http_key] = wanted[1] if not port_chosen or new_tls not in TLS_AT_GATEWAY else http
+    return {key: value for key, value in found.items() if value != current.get(key, "")}
+
+
 def public_scheme(mode: str, tls: str) -> str:
     """The scheme browsers and clients use for the gateway (subdomains mode) or the Studio proxy."""
     if mode == "lightning-proxy":
@@ -159,7 +207,7 @@ def access_warnings(settings) -> list[tuple[str, str]]:  # noqa: ANN001
 
 
 def access_next_steps(settings) -> list[str]:  # noqa: ANN001
-    """Mode-specific lines for the next steps `inv up` prints."""
+    """Mode-specific lines for the next steps `inv up` and `inv host` print: what clients need to reach it."""
     steps = []
     d = settings.domain
     if settings.mode == "subdomains":
@@ -168,12 +216,23 @@ def access_next_steps(settings) -> list[str]:  # noqa: ANN001
             steps.append(f"the TLS proxy in front (Lightning's port {port}, or cloudflared: `inv tunnel.cloudflare`) "
                          f"must send https://app.{d}, api.{d} and files.{d} to this host's port {port}")
         else:
-            steps.append(f"app.{d}, api.{d} and files.{d} must reach this host's port {port} "
-                         "(DNS, a proxy in front, or /etc/hosts on each client)")
+            steps.append(f"app.{d}, api.{d} and files.{d} must reach this host's port {port}: DNS records "
+                         f"(a wildcard *.{d} is simplest), a proxy in front, or on each client this line in "
+                         f"/etc/hosts: <this host's IP> app.{d} api.{d} files.{d}")
         if settings.tls == "self-signed":
-            steps.append("browsers and clients must trust the gateway's CA: `inv tls.show` says how")
+            from .gateway import ca_cert_path
+
+            steps.append(f"browsers, the SDK and agents must trust the gateway's private CA {ca_cert_path(settings)}: "
+                         "copy it to each client; `inv tls.show` prints how to trust it there")
     if settings.mode == "lightning-proxy":
         ports = ", ".join(settings[k] for k in ("CLEARML_WEB_PORT", "CLEARML_API_PORT", "CLEARML_FILES_PORT"))
         steps.append(f"ports {ports} must be exposed on the Studio (Lightning's port forwarding); "
                      "see the README for this mode's limits")
+        steps.append("this mode's limits: the three ports are public (only the web login and tokens protect them), and the "
+                     "login cookie does not reach the file server's host, so images the web UI loads from it "
+                     "may fail; the SDK and agents are not affected")
+    if settings.mode == "ports":
+        ports = ", ".join(settings[k] for k in ("CLEARML_WEB_PORT", "CLEARML_API_PORT", "CLEARML_FILES_PORT"))
+        steps.append(f"ports {ports} of this host must be reachable from the clients: open them in the firewall "
+                     "to those clients only (every request is plain HTTP)")
     return steps

@@ -343,12 +343,15 @@ def connection_guide(settings: Settings, target: SshTarget | None, script_path: 
         lines += ["Browsers and client machines use (no tunnel needed):"]
     copy = (f"     {_scp_command(target, config_path, '~/clearml.conf')}" if tunnel and target
             else f"  and copy {shlex.quote(config_path)} to the client as ~/clearml.conf.")
+    from .access import access_next_steps
+
     lines += [
         f"  web UI       {found.web}",
         f"  API server   {found.api}",
         f"  file server  {found.files}",
         "",
         "Next steps:",
+        *(f"- {step}." for step in access_next_steps(settings)),
         f"- Open {found.web}, sign in, and create API credentials: Settings > Workspace > Create new credentials.",
         "- Make the client's clearml.conf here by pasting the snippet the web UI shows into",
         "     inv client-config --credentials-stdin",

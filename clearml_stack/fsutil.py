@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -10,8 +11,12 @@ from pathlib import Path
 SERVICE_UID = 1000  # the ClearML containers (and Elasticsearch) run as uid/gid 1000
 
 
-def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` through a temp file and rename, with ``mode`` set before the rename."""
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o600, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temp file and rename, with ``mode`` set before the rename.
+
+    ``exclusive``: publish only if ``path`` does not exist at that moment (a hard link, which never
+    replaces anything); otherwise :class:`FileExistsError`, and ``path`` is left as it is.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode() if isinstance(data, str) else data
@@ -22,10 +27,35 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        if exclusive:
+            _publish_new(Path(tmp), path, payload, mode)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _publish_new(tmp: Path, path: Path, payload: bytes, mode: int) -> None:
+    """Give the finished temp file the name ``path`` only if nothing has that name (FileExistsError else)."""
+    try:
+        os.link(tmp, path)  # atomic, and never replaces an existing file
+    except FileExistsError:
+        raise
+    except OSError as exc:  # a file system without hard links: O_EXCL is exclusive too, if not all-at-once
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(path, mode)
+        except BaseException:
+            path.unlink(missing_ok=True)  # the file is ours (O_EXCL): no half-written file stays behind
+            raise
+    tmp.unlink()
 
 
 def write_if_changed(path: Path, text: str, mode: int = 0o600) -> bool:

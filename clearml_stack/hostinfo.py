@@ -56,32 +56,73 @@ def owner(path: Path) -> int | None:
 
 
 def port_free(host: str, port: int) -> bool:
-    """True when a TCP listener could bind ``host:port`` right now."""
+    """True when a TCP listener could bind ``host:port`` right now.
+
+    A port below 1024 cannot be bound by a user without the privilege, although Docker (which publishes
+    it as root) can: then the port is free unless the kernel's socket tables show a listener on it.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+        except PermissionError:
+            return not any(_clashes(address, host) for address, _, _ in listeners(port))
         except OSError:
             return False
     return True
 
 
-def _listening_inodes(port: int) -> set[str]:
-    inodes: set[str] = set()
+_WILDCARDS = ("0.0.0.0", "::")
+
+
+def _clashes(address: str, host: str) -> bool:
+    return address in _WILDCARDS or host in _WILDCARDS or address == host
+
+
+def _address(hex_address: str) -> str:
+    """An address as /proc/net/tcp{,6} writes it (host byte order, little-endian here) in the usual notation."""
+    raw = bytes.fromhex(hex_address)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(socket.AF_INET6, words)
+
+
+def parse_listeners(table: str, port: int) -> list[tuple[str, int, str]]:
+    """(local address, owner uid, socket inode) of each TCP listener on ``port`` in a /proc/net/tcp table (pure)."""
+    found = []
+    for line in table.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 10 or parts[3] != "0A":  # 0A: LISTEN
+            continue
+        hex_address, hex_port = parts[1].rsplit(":", 1)
+        if int(hex_port, 16) == port:
+            found.append((_address(hex_address), int(parts[7]), parts[9]))
+    return found
+
+
+def listeners(port: int) -> list[tuple[str, int, str]]:
+    """Every TCP listener on ``port`` this host's kernel reports (readable by any user)."""
+    found: list[tuple[str, int, str]] = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            lines = Path(table).read_text().splitlines()[1:]
+            found += parse_listeners(Path(table).read_text(), port)
         except OSError:
             continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(parts[9])
-    return inodes
+    return found
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def port_owner(port: int) -> str:
-    """A human description of what listens on ``port``: a container, a process, or 'unknown'."""
+    """A human description of what listens on ``port``: a container, a process, or at least its user."""
     try:
         res = run(["docker", "ps", "--filter", f"publish={port}", "--format", "{{.Names}}"],
                   capture=True, check=False, echo=False, timeout=20)
@@ -89,7 +130,8 @@ def port_owner(port: int) -> str:
             return "container " + ", ".join(res.stdout.split())
     except StackError:
         pass
-    inodes = _listening_inodes(port)
+    found = listeners(port)
+    inodes = {inode for _, _, inode in found}
     if inodes:
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
@@ -100,7 +142,11 @@ def port_owner(port: int) -> str:
                         return f"process {comm} (pid {pid})"
             except OSError:
                 continue
-    return "another program (not visible to this user; try `sudo ss -ltnp`)"
+    how = f"`sudo ss -ltnp 'sport = :{port}'` names it"
+    if found:
+        users = sorted({_user_name(uid) for _, uid, _ in found})
+        return f"a program of user {', '.join(users)} (its process is not visible to this user; {how})"
+    return f"another program (not visible to this user; {how})"
 
 
 def docker_engine() -> tuple[bool, str]:

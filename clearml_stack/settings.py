@@ -220,7 +220,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLEARML_WEB_PORT", "8080", "Host port of the web UI", _port, "pick a free port, e.g. 8080"),
     Setting("CLEARML_API_PORT", "8008", "Host port of the API server", _port, "pick a free port, e.g. 8008"),
     Setting("CLEARML_FILES_PORT", "8081", "Host port of the file server", _port, "pick a free port, e.g. 8081"),
-    Setting("CLEARML_GATEWAY_PORT", "8000", "Host port of the nginx gateway (subdomains mode)", _port,
+    Setting("CLEARML_GATEWAY_PORT", "8000", "Host port of the nginx gateway (subdomains mode; `inv install` makes it "
+            "443 with TLS at the gateway, 80 without, except on a Lightning Studio)", _port,
             "pick a free port, e.g. 8000 on a Lightning Studio, 80 elsewhere"),
     Setting("CLEARML_EXPOSE_STORES", "no", "Publish Mongo/Elasticsearch/Redis ports: no | loopback | all",
             _choice(EXPOSE_CHOICES), "use no (safe), loopback (127.0.0.1 only) or all (warned about)"),

@@ -169,3 +169,27 @@ def remove_project(k: Kit) -> None:
         ids = subprocess.run(["docker", *ls, "--filter", label], capture_output=True, text=True).stdout.split()
         if ids:
             subprocess.run(["docker", *rm, *ids], capture_output=True)
+
+
+# --- measured figures: a test's numbers shown in the run's terminal summary (print() is captured) ----
+
+_FIGURES: list[tuple[str, str, str]] = []
+
+
+@pytest.fixture
+def record_figure(request):
+    """``record_figure(name, value, unit="")``: report a measured figure at the end of the run (and in --junitxml)."""
+
+    def record(name: str, value: float, unit: str = "") -> None:
+        shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+        _FIGURES.append((name, shown + unit, request.node.nodeid))
+        request.node.user_properties.append((name, value))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("measured figures")
+        for name, value, nodeid in _FIGURES:
+            terminalreporter.write_line(f"{name}: {value}   ({nodeid})")

@@ -25,14 +25,27 @@ def _out_path(out: str, settings, default_name: str) -> Path | None:
     return path.resolve()
 
 
-def _emit(path: Path | None, text: str, mode: int) -> None:
+def _emit(path: Path | None, text: str, mode: int, replace: bool) -> None:
+    """Print ``text`` (no path) or write it atomically; unless ``replace``, never over a file that
+    appeared meanwhile (the credentials prompt can take minutes)."""
     from ..fsutil import atomic_write
 
     if path is None:
         sys.stdout.write(text)
         sys.stdout.flush()
-    else:
-        atomic_write(path, text, mode)
+        return
+    try:
+        atomic_write(path, text, mode, exclusive=not replace)
+    except FileExistsError:
+        raise StackError(f"{path} already exists", "choose another --out, or add --force to replace it") from None
+
+
+def _ours(path: Path) -> bool:
+    """True when ``path`` is a connect.sh this command wrote (so rewriting it needs no --force)."""
+    try:
+        return path.is_file() and SCRIPT_MARKER in path.read_text(errors="replace")[:600]
+    except OSError:
+        return False
 
 
 @task(
@@ -52,13 +65,11 @@ def connect_script(c, out="", target="", local_ports="", force=False):
     chosen = resolve_target(target, settings, os.environ)
     ports = parse_local_ports(local_ports) if local_ports else None
     path = _out_path(out, settings, SCRIPT_NAME)
-    if path is not None and path.exists() and not force:
-        head = path.read_text(errors="replace")[:600] if path.is_file() else ""
-        if SCRIPT_MARKER not in head:
-            raise StackError(f"{path} exists and is not a script `inv connect-script` wrote",
-                             "choose another --out, or add --force to replace it")
+    if path is not None and path.exists() and not force and not _ours(path):
+        raise StackError(f"{path} exists and is not a script `inv connect-script` wrote",
+                         "choose another --out, or add --force to replace it")
     text = render_connect_script(settings, chosen, ports)
-    _emit(path, text, 0o755)
+    _emit(path, text, 0o755, replace=force or (path is not None and _ours(path)))
     if path is None:
         return
     from ..clients import client_urls
@@ -102,6 +113,7 @@ def _read_credentials(access_key: str, secret_key: str, credentials_stdin: bool)
 
 
 @task(
+    auto_shortflags=False,  # long flags only: with eleven of them invoke would hand out "-3" and "--" (for --s3-no-tls)
     help={
         "out": f"file to write (default: {CONFIG_NAME} beside the settings file; '-' prints it)",
         "access_key": "API access key from the web UI (prefer --credentials-stdin: argv is visible in ps)",
@@ -137,7 +149,7 @@ def client_config(c, out="", access_key="", secret_key="", credentials_stdin=Fal
     credentials = _read_credentials(access_key, secret_key, credentials_stdin)
     text = render_client_config(settings, credentials, local_ports=ports, output_uri=uri, s3=s3,
                                 verify_certificate=verify_certificate)
-    _emit(path, text, 0o600)
+    _emit(path, text, 0o600, replace=force)
     if path is None:
         return
     found = client_urls(settings, ports)

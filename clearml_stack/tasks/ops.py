@@ -45,7 +45,8 @@ def backup(c, out=""):
     create(load_settings(), out_dir=out or None)
 
 
-@task(help={"no_start": "restore only; do not start the stack (the side copy of the previous state is then kept)",
+@task(help={"file": "the backup archive to restore (a .tar.gz `inv backup` wrote)",
+            "no_start": "restore only; do not start the stack (the side copy of the previous state is then kept)",
             "keep_previous": "keep the side copy of the previous state even after the restored stack is healthy"})
 def restore(c, file, no_start=False, keep_previous=False):
     """Restore a backup archive (refused while the stack runs; checksums verified first)."""

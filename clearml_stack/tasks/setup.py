@@ -18,11 +18,13 @@ from .base import interactive, task
         "self_signed": "same as --tls self-signed: a private CA and a certificate for *.<domain>",
         "tls_cert": "certificate chain (PEM) for the gateway; implies --tls provided",
         "tls_key": "private key (PEM) of that certificate; implies --tls provided",
+        "gateway_port": "host port of the subdomain gateway (default: 8000 on a Lightning Studio; elsewhere 443 "
+                        "with TLS at the gateway, plus 80 redirecting to it, and 80 without)",
         "user": "also create this web login user (with --password-stdin when not interactive)",
         "password_stdin": "read the new user's password from one line of stdin",
     }
 )
-def install(c, mode="", domain="", tls="", self_signed=False, tls_cert="", tls_key="", user="",
+def install(c, mode="", domain="", tls="", self_signed=False, tls_cert="", tls_key="", gateway_port="", user="",
             password_stdin=False):
     """Create or complete .env, generate missing secrets, create the data layout, render config."""
     from ..install import install as do_install
@@ -31,7 +33,7 @@ def install(c, mode="", domain="", tls="", self_signed=False, tls_cert="", tls_k
     # the new user is checked (and its password read and checked) before anything is written
     password = _first_user_password(user, password_stdin) if user else None
     updates = access_updates(mode=mode, domain=domain, tls=tls, self_signed=self_signed, tls_cert=tls_cert,
-                             tls_key=tls_key)
+                             tls_key=tls_key, gateway_port=gateway_port)
     settings, report = do_install(updates)
     for line in report.lines:
         ui.ok(line)
@@ -105,7 +107,7 @@ def _has_users(settings) -> bool:
 
 
 def access_updates(mode: str = "", domain: str = "", tls: str = "", self_signed: bool = False,
-                   tls_cert: str = "", tls_key: str = "") -> dict[str, str]:
+                   tls_cert: str = "", tls_key: str = "", gateway_port: str = "") -> dict[str, str]:
     """The settings the access flags write, plus the mode's default public name (asked on a terminal)."""
     import os
 
@@ -119,6 +121,8 @@ def access_updates(mode: str = "", domain: str = "", tls: str = "", self_signed:
         updates["CLEARML_ACCESS_MODE"] = mode
     if domain:
         updates["CLEARML_DOMAIN"] = domain
+    if gateway_port:
+        updates["CLEARML_GATEWAY_PORT"] = str(gateway_port)
     if self_signed and tls and tls != "self-signed":
         raise StackError(f"--self-signed and --tls {tls} disagree", "give one of them")
     if (tls_cert or tls_key) and (self_signed or tls not in ("", "provided")):
@@ -141,7 +145,21 @@ def access_updates(mode: str = "", domain: str = "", tls: str = "", self_signed:
     for key, value in found.items():
         ui.note(f"{key}={value}" + (" (the default on this Lightning Studio; --domain/--tls choose another)"
                                     if on_studio else ""))
-    return {**updates, **found}
+    return {**updates, **found, **gateway_ports(current, {**updates, **found})}
+
+
+def gateway_ports(current, updates) -> dict[str, str]:
+    """The gateway ports subdomains mode gets off a Lightning Studio (see access.gateway_port_updates), announced."""
+    import os
+
+    from ..access import GATEWAY_PORT_NOTE, gateway_port_updates
+
+    ports = gateway_port_updates(current, updates, os.environ)
+    for key, value in ports.items():
+        ui.note(f"{key}={value or '(none)'}")
+    if ports:
+        ui.note(GATEWAY_PORT_NOTE)
+    return ports
 
 
 def _lightning_hooks(settings) -> None:

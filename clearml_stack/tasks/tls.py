@@ -20,7 +20,10 @@ def self_signed(c, renew=False, new_ca=False):
     if current.mode != "subdomains":
         raise StackError(f"CLEARML_ACCESS_MODE={current.mode}: TLS at the gateway is for subdomains mode",
                          "`inv install --mode subdomains --domain clearml.example.com --self-signed`")
-    settings, report = do_install({"CLEARML_TLS": "self-signed"})
+    from .setup import gateway_ports
+
+    updates = {"CLEARML_TLS": "self-signed"}
+    settings, report = do_install({**updates, **gateway_ports(current.values, updates)})
     if renew or new_ca:
         done = gateway.GatewayReport()
         gateway.ensure_self_signed(settings, done, renew=True, new_ca=new_ca)

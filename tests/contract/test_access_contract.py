@@ -74,10 +74,11 @@ def test_lightning_proxy_tells_the_web_ui_the_three_urls(kit):
 
 
 def test_subdomains_gateway_service(kit):
+    kit.env["LIGHTNING_CLOUDSPACE_HOST"] = ""  # elsewhere: plain HTTP on the scheme's own port
     k = installed(kit, "--mode", "subdomains", "--domain", "ml.example.com")
     cfg = merged(k)
     nginx = cfg["services"]["nginx"]
-    assert [(p["host_ip"], p["published"], p["target"]) for p in nginx["ports"]] == [("0.0.0.0", "8000", 80)]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in nginx["ports"]] == [("0.0.0.0", "80", 80)]
     mounts = {v["target"]: (v["source"], v.get("read_only")) for v in nginx["volumes"]}
     assert mounts["/etc/nginx/conf.d"] == (str(k.data_dir / "nginx" / "conf.d"), True)
     assert mounts["/etc/nginx/tls"] == (str(k.data_dir / "nginx" / "tls"), True)
@@ -89,8 +90,14 @@ def test_subdomains_gateway_service(kit):
     for name in ("webserver", "apiserver", "fileserver"):
         assert [p["host_ip"] for p in cfg["services"][name]["ports"]] == ["127.0.0.1"], name
     label = nginx["labels"]["org.clearml-lightning.gateway-config"]
+    server_label = cfg["services"]["apiserver"]["labels"]["org.clearml-lightning.server-config"]
+    assert server_label != "none"
     k.inv("install", "--domain", "other.example.com")
-    assert merged(k)["services"]["nginx"]["labels"]["org.clearml-lightning.gateway-config"] != label
+    after = merged(k)["services"]
+    assert after["nginx"]["labels"]["org.clearml-lightning.gateway-config"] != label
+    # the apiserver reads its config (the cookie domain) only at start: a new label makes `inv up` recreate it
+    assert after["apiserver"]["labels"]["org.clearml-lightning.server-config"] != server_label
+    assert 'domain: ".other.example.com"' in (k.data_dir / "config" / "apiserver.conf").read_text()
 
 
 def test_subdomains_with_tls_publishes_443_and_the_optional_redirect_port(kit):
@@ -139,6 +146,25 @@ def test_on_a_studio_subdomains_install_needs_no_flags(kit):
     assert "default on this Lightning Studio" in proc.stderr
     conf = (kit.data_dir / "nginx" / "conf.d" / "clearml-gateway.conf").read_text()
     assert f"server_name app.8000-{STUDIO};" in conf
+
+
+def test_elsewhere_subdomains_install_uses_the_schemes_own_port_and_says_so(kit):
+    elsewhere = {"LIGHTNING_CLOUDSPACE_HOST": ""}  # even when the tests run on a Studio
+    proc = kit.inv("install", "--mode", "subdomains", "--domain", "ml.example.com", extra_env=elsewhere)
+    values = env_values(kit)
+    assert (values["CLEARML_GATEWAY_PORT"], values["CLEARML_GATEWAY_HTTP_PORT"]) == ("80", "")
+    assert "CLEARML_GATEWAY_PORT=80" in proc.stderr and "443 (and 80 redirecting to it)" in proc.stderr
+    proc = kit.inv("tls.self-signed", extra_env=elsewhere)
+    values = env_values(kit)
+    assert (values["CLEARML_GATEWAY_PORT"], values["CLEARML_GATEWAY_HTTP_PORT"]) == ("443", "80")
+    assert "CLEARML_GATEWAY_PORT=443" in proc.stderr and "CLEARML_GATEWAY_HTTP_PORT=80" in proc.stderr
+    nginx = merged(kit)["services"]["nginx"]
+    assert sorted((p["published"], p["target"]) for p in nginx["ports"]) == [("443", 443), ("80", 80)]
+    again = kit.inv("install", extra_env=elsewhere)
+    assert "CLEARML_GATEWAY_PORT" not in again.stderr and env_values(kit) == values
+    kit.inv("install", "--tls", "off", "--gateway-port", "8088", extra_env=elsewhere)
+    values = env_values(kit)
+    assert (values["CLEARML_GATEWAY_PORT"], values["CLEARML_GATEWAY_HTTP_PORT"]) == ("8088", "")
 
 
 def test_elsewhere_without_a_terminal_a_missing_domain_fails_clearly_and_writes_nothing(kit):

@@ -206,3 +206,83 @@ def test_port_probe_sees_a_listener(tmp_path):
         sock.bind(("127.0.0.1", port))
         sock.listen()
         assert subprocess.run(["bash", "-c", probe]).returncode == 0
+
+
+# --- macOS: its dependency hints, and bash 3.2 ------------------------------------------------------
+
+
+def mac_toolbox(tmp_path: Path, *names: str) -> str:
+    """A PATH like :func:`toolbox`, whose ``uname`` says Darwin (what macOS answers)."""
+    path = toolbox(tmp_path, *(n for n in names if n != "uname"))
+    stub = Path(path) / "uname"
+    stub.write_text("#!/bin/sh\nif [ \"${1:-}\" = -s ] || [ $# -eq 0 ]; then echo Darwin; else echo 'Darwin 23.6.0'; fi\n")
+    stub.chmod(0o755)
+    return path
+
+
+def test_on_macos_a_missing_ssh_names_the_homebrew_package(tmp_path):
+    proc = run(write_script(tmp_path, free_ports()), env={"PATH": mac_toolbox(tmp_path, *BASICS)})
+    assert proc.returncode == 3
+    assert "ssh is not installed" in proc.stderr and "fix: brew install openssh" in proc.stderr
+    assert "apt-get" not in proc.stderr
+
+
+def test_on_macos_missing_autossh_and_basic_tools_name_homebrew(tmp_path):
+    ports = free_ports()
+    path = mac_toolbox(tmp_path, *BASICS, "ssh")
+    with Listener(ports.web):  # stops the script after the dependency check, before anything opens
+        proc = run(write_script(tmp_path, ports), env={"PATH": path})
+    assert proc.returncode == 2, proc.stderr
+    assert "autossh is not installed" in proc.stderr and "brew install autossh" in proc.stderr
+    assert "apt-get" not in proc.stderr
+    (tmp_path / "nomktemp").mkdir()
+    no_mktemp = mac_toolbox(tmp_path / "nomktemp", *(n for n in BASICS if n != "mktemp"), "ssh")
+    proc = run(write_script(tmp_path, ports), env={"PATH": no_mktemp})
+    assert proc.returncode == 3 and "missing basic tools: mktemp" in proc.stderr
+    assert "fix: brew install coreutils" in proc.stderr
+
+
+# constructs macOS's bash 3.2 does not know (bash 4.0 and later), with an example of each
+BASH4_ONLY = {
+    "associative or nameref declare": (r"\b(?:declare|typeset|local)\s+-[a-zA-Z]*[Anlug]", "declare -A seen"),
+    "mapfile/readarray": (r"\b(?:mapfile|readarray)\b", "mapfile -t lines < f"),
+    "case conversion expansion": (r"\$\{[#!]?[A-Za-z_][A-Za-z0-9_]*(?:\[[^]]*\])?(?:,,?|\^\^?)", 'echo "${name,,}"'),
+    "|& pipe": (r"\|&", "cmd |& tee log"),
+    "&>> append": (r"&>>", "cmd &>> log"),
+    "coproc": (r"\bcoproc\b", "coproc cat"),
+    "case fall-through ;& or ;;&": (r";;?&", "a) x ;&"),
+    "negative array index": (r"\[\s*-\s*\d+\s*\]", 'echo "${arr[-1]}"'),
+    "wait -n": (r"\bwait\s+(?:-[a-z]*\s+)*-[a-z]*n", "wait -n"),
+    "${x@Q} transformations": (r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:\[[^]]*\])?@[QEPAaKUuL]\}", 'echo "${x@Q}"'),
+    "bash 4/5 variables": (r"\$\{?(?:BASHPID|EPOCHSECONDS|EPOCHREALTIME|BASH_ARGV0)\b", "echo $EPOCHSECONDS"),
+    "globstar": (r"\bglobstar\b", "shopt -s globstar"),
+    "brace range with a step": (r"\{-?\d+\.\.-?\d+\.\.-?\d+\}", "echo {1..9..2}"),
+}
+
+
+def bash4_constructs(text: str) -> list[str]:
+    """The bash-4-only constructs used in ``text`` (comment lines are left out), as 'name: line'."""
+    import re
+
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            continue
+        for name, (pattern, _) in BASH4_ONLY.items():
+            if re.search(pattern, line):
+                found.append(f"{name}: line {number}: {line.strip()}")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(BASH4_ONLY))
+def test_the_bash4_detector_catches_each_construct(name):
+    example = BASH4_ONLY[name][1]
+    assert [f.split(":")[0] for f in bash4_constructs(example)] == [name]
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_the_script_uses_nothing_newer_than_bash_3_2(name):
+    """macOS ships bash 3.2: the script must not need bash 4 (shellcheck does not check this)."""
+    over, target, ports = VARIANTS[name]
+    text = render_connect_script(make(**over), target, ports)
+    assert bash4_constructs(text) == []

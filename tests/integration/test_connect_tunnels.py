@@ -231,7 +231,7 @@ def run_check(script: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("flags", [[], ["--no-autossh"]], ids=["autossh", "plain-ssh-loop"])
-def test_tunnels_answer_and_survive_killed_ssh_connections(flags, tunnels, script, ssh_server):
+def test_tunnels_answer_and_survive_killed_ssh_connections(flags, tunnels, script, ssh_server, record_figure):
     path, ports = script
     run = tunnels(*flags)
     run.wait_open(ports)
@@ -255,8 +255,8 @@ def test_tunnels_answer_and_survive_killed_ssh_connections(flags, tunnels, scrip
         assert time.monotonic() - started < 60, f"no recovery within 60s:\n{run.stderr}"
         time.sleep(0.2)
     recovery = time.monotonic() - started
-    print(f"\n[connect.sh {'autossh' if not flags else 'plain ssh loop'}] tunnels answered again "
-          f"{recovery:.1f}s after every sshd process was killed")
+    record_figure(f"connect.sh ({'autossh' if not flags else 'plain ssh loop'}) recovery after every sshd "
+                  "process was killed", recovery, "s")
     assert ssh_server.logins() >= before + 3, "each tunnel logged in again"
     ssh_after = {pid for pid, cmd in descendants(run.proc.pid).items() if cmd.startswith(("ssh ", "/usr/bin/ssh "))}
     assert ssh_after and not ssh_after & ssh_before, "the old ssh processes are gone, new ones carry the tunnels"

@@ -163,6 +163,55 @@ def test_on_a_studio_subdomains_default_to_the_gateway_port_name_with_external_t
     assert found == {"CLEARML_DOMAIN": f"8000-{STUDIO}", "CLEARML_TLS": "external"}
 
 
+def test_on_a_studio_the_gateway_keeps_the_port_a_studio_exposes():
+    for tls in ("external", "self-signed", "off"):
+        assert access.gateway_port_updates(defaults(), {"CLEARML_ACCESS_MODE": "subdomains", "CLEARML_TLS": tls},
+                                           {"LIGHTNING_CLOUDSPACE_HOST": STUDIO}) == {}
+
+
+@pytest.mark.parametrize("tls, expected", [
+    ("off", {"CLEARML_GATEWAY_PORT": "80"}),
+    ("self-signed", {"CLEARML_GATEWAY_PORT": "443", "CLEARML_GATEWAY_HTTP_PORT": "80"}),
+    ("provided", {"CLEARML_GATEWAY_PORT": "443", "CLEARML_GATEWAY_HTTP_PORT": "80"}),
+    ("external", {}),  # a proxy in front ends TLS: the port only faces it
+])
+def test_elsewhere_subdomains_default_to_the_schemes_own_port(tls, expected):
+    updates = {"CLEARML_ACCESS_MODE": "subdomains", "CLEARML_DOMAIN": "ml.example.com", "CLEARML_TLS": tls}
+    found = access.gateway_port_updates(defaults(), updates, {})
+    assert found == expected
+    paths = {"CLEARML_TLS_CERT": "/etc/ssl/a.pem", "CLEARML_TLS_KEY": "/etc/ssl/a.key"} if tls == "provided" else {}
+    merged = {**defaults(), **updates, **found, **paths}
+    if tls != "external":
+        assert S.problems(merged) == [], "the chosen ports pass the settings check"
+        assert public_urls(make(**updates, **found)).web == ("https" if tls != "off" else "http") + \
+            "://app.ml.example.com", "URLs carry no port"
+
+
+def test_elsewhere_the_gateway_ports_follow_a_tls_change_but_not_a_users_choice():
+    plain = {**defaults(), "CLEARML_ACCESS_MODE": "subdomains", "CLEARML_DOMAIN": "d.example", "CLEARML_GATEWAY_PORT": "80"}
+    assert access.gateway_port_updates(plain, {"CLEARML_TLS": "self-signed"}, {}) == {
+        "CLEARML_GATEWAY_PORT": "443", "CLEARML_GATEWAY_HTTP_PORT": "80"}
+    with_tls = {**plain, "CLEARML_TLS": "self-signed", "CLEARML_GATEWAY_PORT": "443", "CLEARML_GATEWAY_HTTP_PORT": "80"}
+    assert access.gateway_port_updates(with_tls, {"CLEARML_TLS": "off"}, {}) == {
+        "CLEARML_GATEWAY_PORT": "80", "CLEARML_GATEWAY_HTTP_PORT": ""}
+    # a second run with nothing new changes nothing, even on the template's 8000 chosen by hand in this mode
+    assert access.gateway_port_updates(plain, {}, {}) == {}
+    assert access.gateway_port_updates({**plain, "CLEARML_GATEWAY_PORT": "8000"}, {"CLEARML_DOMAIN": "e.example"},
+                                       {}) == {}
+    # a port set in the file, the environment or by a flag is kept
+    chosen = {**plain, "CLEARML_GATEWAY_PORT": "9000"}
+    assert access.gateway_port_updates(chosen, {"CLEARML_TLS": "self-signed"}, {}) == {}
+    entering = {"CLEARML_ACCESS_MODE": "subdomains", "CLEARML_DOMAIN": "d.example"}
+    assert access.gateway_port_updates(defaults(), entering, {"CLEARML_GATEWAY_PORT": "8000"}) == {}
+    assert access.gateway_port_updates(defaults(), {**entering, "CLEARML_GATEWAY_PORT": "8080"}, {}) == {}
+    # ... but a redirect port the kit picked goes when TLS leaves the gateway (the settings check refuses it)
+    assert access.gateway_port_updates(with_tls, {"CLEARML_TLS": "off", "CLEARML_GATEWAY_PORT": "8088"}, {}) == {
+        "CLEARML_GATEWAY_HTTP_PORT": ""}
+    assert access.gateway_port_updates({**with_tls, "CLEARML_GATEWAY_HTTP_PORT": "8081"}, {"CLEARML_TLS": "off"},
+                                       {}) == {"CLEARML_GATEWAY_PORT": "80"}
+    assert access.gateway_port_updates(defaults(), {"CLEARML_ACCESS_MODE": "ports"}, {}) == {}
+
+
 def test_on_a_studio_lightning_proxy_defaults_to_the_studio_host():
     found = access.domain_updates(defaults(), {"CLEARML_ACCESS_MODE": "lightning-proxy"},
                                   {"LIGHTNING_CLOUDSPACE_HOST": STUDIO}, ask=None)
@@ -234,7 +283,8 @@ ACCESS_KEYS = ("STACK_BIND", "STACK_PUBLIC_BIND", "STACK_WEB_PORT", "STACK_API_P
 def test_mode_snapshot(case, tmp_path):
     from tests.snapshots import assert_snapshot
 
-    s = Settings(values={**defaults(), "CLEARML_ES_HEAP": "1g", **MODE_CASES[case]}, env_file=tmp_path / ".env")
+    s = Settings(values={**defaults(), "CLEARML_ES_HEAP": "1g", **MODE_CASES[case]},
+                 env_file=Path("/srv/clearml/.env"))  # a fixed path: the next steps name the CA file
     env = compose.environment(s)
     urls = public_urls(s, hostname="this-host")
     cookies = ConfigFactory.parse_string(render_apiserver(s, []))["auth.cookies"]

@@ -248,6 +248,24 @@ def test_lightning_proxy_snapshots(monkeypatch):
     assert_snapshot("connect-lightning-proxy.sh", render_connect_script(s, LIGHTNING))
 
 
+def test_ports_and_subdomains_snapshots():
+    """connect.sh is still written in these modes (it tunnels to the server's loopback ports)."""
+    ports = make(CLEARML_ACCESS_MODE="ports", CLEARML_DOMAIN="srv.example.com")
+    sub = make(CLEARML_ACCESS_MODE="subdomains", CLEARML_DOMAIN="ml.example.com", CLEARML_TLS="self-signed",
+               CLEARML_GATEWAY_PORT="443", CLEARML_GATEWAY_HTTP_PORT="80")
+    assert_snapshot("connect-ports.sh", render_connect_script(ports, CUSTOM))
+    assert_snapshot("connect-subdomains.sh", render_connect_script(sub, CUSTOM, C.LocalPorts(28080, 28008, 28081)))
+    assert_snapshot("clientconf-ports.conf", render_client_config(ports, CREDS))
+
+
+def test_client_config_storage_option_snapshots():
+    no_verify = C.parse_s3_endpoint("minio.example.com:9000", no_verify=True)
+    assert (no_verify.secure, no_verify.verify) == (True, False)
+    assert_snapshot("clientconf-s3-no-verify.conf", render_client_config(make(), CREDS, s3=no_verify))
+    assert_snapshot("clientconf-output-uri.conf",
+                    render_client_config(make(), CREDS, output_uri=C.check_output_uri("gs://ml-bucket/models")))
+
+
 def test_client_config_takes_explicit_urls_for_agents():
     chosen = C.ClientUrls("http://10.0.0.2:8080", "http://10.0.0.2:8008", "http://10.0.0.2:8081")
     conf = ConfigFactory.parse_string(render_client_config(make(), CREDS, urls=chosen))
@@ -295,3 +313,44 @@ def test_guide_other_modes_need_no_tunnel():
     text = C.connection_guide(s, CUSTOM, "/srv/clearml/connect.sh", "/srv/clearml/clearml.conf")
     assert "no tunnel needed" in text and "connect.sh" not in text
     assert urls.public_urls(s).api in text
+
+
+def _guide(**over: str) -> str:
+    return C.connection_guide(make(**over), None, "/srv/clearml/connect.sh", "/srv/clearml/clearml.conf")
+
+
+def test_guide_subdomains_with_self_signed_tls_says_how_clients_resolve_and_trust_it():
+    text = _guide(CLEARML_ACCESS_MODE="subdomains", CLEARML_DOMAIN="ml.example.com", CLEARML_TLS="self-signed",
+                  CLEARML_GATEWAY_PORT="443", CLEARML_GATEWAY_HTTP_PORT="80")
+    assert "https://app.ml.example.com\n" in text
+    assert "<this host's IP> app.ml.example.com api.ml.example.com files.ml.example.com" in text
+    assert "/etc/hosts" in text and "DNS" in text and "port 443" in text
+    assert "/srv/clearml/data/tls/ca.crt" in text and "`inv tls.show`" in text
+    next_steps = text.split("Next steps:", 1)[1]
+    assert next_steps.index("ca.crt") < next_steps.index("Create new credentials"), "trust first, then sign in"
+
+
+def test_guide_subdomains_without_tls_needs_no_ca_and_behind_a_proxy_no_hosts_line():
+    plain = _guide(CLEARML_ACCESS_MODE="subdomains", CLEARML_DOMAIN="ml.example.com", CLEARML_GATEWAY_PORT="80")
+    assert "/etc/hosts" in plain and "ca.crt" not in plain and "tls.show" not in plain
+    proxied = _guide(CLEARML_ACCESS_MODE="subdomains", CLEARML_DOMAIN="ml.example.com", CLEARML_TLS="external")
+    assert "TLS proxy in front" in proxied and "/etc/hosts" not in proxied and "ca.crt" not in proxied
+
+
+def test_guide_lightning_proxy_names_the_ports_to_expose_and_the_limits():
+    text = _guide(CLEARML_ACCESS_MODE="lightning-proxy", CLEARML_DOMAIN="abc.cloudspaces.litng.ai",
+                  CLEARML_API_PORT="9008")
+    assert "ports 8080, 9008, 8081 must be exposed on the Studio" in text
+    assert "the three ports are public" in text and "cookie" in text and "README" in text
+    assert "/etc/hosts" not in text and "ca.crt" not in text
+
+
+def test_guide_ports_mode_names_the_ports_for_the_firewall():
+    text = _guide(CLEARML_ACCESS_MODE="ports", CLEARML_DOMAIN="srv.example.com", CLEARML_FILES_PORT="9081")
+    assert "http://srv.example.com:9081" in text
+    assert "ports 8080, 8008, 9081 of this host must be reachable from the clients" in text and "firewall" in text
+
+
+def test_guide_tunnel_mode_has_no_access_prerequisites():
+    text = _guide()
+    assert "firewall" not in text and "/etc/hosts" not in text and "exposed on the Studio" not in text

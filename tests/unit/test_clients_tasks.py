@@ -3,7 +3,10 @@ refusals (nothing written), and secrets kept out of output."""
 
 from __future__ import annotations
 
+import os
 import stat
+
+import pytest
 
 from tests.contract.test_client_config_sdk import ACCESS, SECRET, UI_SNIPPET
 
@@ -120,3 +123,61 @@ def test_host_prints_urls_commands_and_next_steps(kit):
     kit.env.update(CLEARML_ACCESS_MODE="subdomains", CLEARML_DOMAIN="ml.example.com")
     other = kit.inv("host").stdout
     assert "no tunnel needed" in other and "api.ml.example.com" in other and "connect.sh" not in other
+
+
+def _run_task(task, monkeypatch, tmp_path, **kwargs):
+    """Call a task in this process (settings from a fresh kit directory); returns the exit code."""
+    from invoke import Context, Exit
+
+    from tests.kit import clean_environ
+
+    for key in list(os.environ):
+        if key not in clean_environ():
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CLEARML_ENV_FILE", str(tmp_path / ".env"))
+    try:
+        task(Context(), **kwargs)
+    except Exit as exc:
+        return exc.code
+    return 0
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_client_config_never_overwrites_a_file_created_while_it_asked_for_credentials(tmp_path, monkeypatch,
+                                                                                      capsys, force):
+    from clearml_stack.clients import Credentials
+    from clearml_stack.tasks import clients as tasks
+
+    out = tmp_path / "clearml.conf"
+
+    def slow_prompt(*args):
+        out.write_text("written meanwhile\n")  # e.g. a second `inv client-config`, or the user's own copy
+        return Credentials(ACCESS, SECRET)
+
+    monkeypatch.setattr(tasks, "_read_credentials", slow_prompt)
+    code = _run_task(tasks.client_config, monkeypatch, tmp_path, out=str(out), force=force)
+    if force:
+        assert code == 0 and ACCESS in out.read_text()
+    else:
+        assert code != 0
+        err = capsys.readouterr().err
+        assert f"{out} already exists" in err and "--force" in err
+        assert out.read_text() == "written meanwhile\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".clearml")) == []
+
+
+def test_connect_script_never_overwrites_a_file_created_while_it_rendered(tmp_path, monkeypatch, capsys):
+    from clearml_stack.render import connect_script as render
+    from clearml_stack.tasks import clients as tasks
+
+    out = tmp_path / "connect.sh"
+    real = render.render_connect_script
+
+    def slow_render(*args, **kwargs):
+        out.write_text("someone's own script\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render_connect_script", slow_render)
+    code = _run_task(tasks.connect_script, monkeypatch, tmp_path, out=str(out), target="a@h")
+    assert code != 0 and f"{out} already exists" in capsys.readouterr().err
+    assert out.read_text() == "someone's own script\n"

@@ -1,7 +1,9 @@
-"""Atomic writes: a failed rename leaves the old file whole and no temp file behind; modes are exact."""
+"""Atomic writes: a failed rename leaves the old file whole and no temp file behind; modes are exact;
+exclusive publishing never replaces a file."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -71,3 +73,51 @@ def test_write_if_changed_only_fixes_the_mode_when_the_text_is_the_same(tmp_path
     assert fsutil.write_if_changed(target, "a = 1\n", 0o600) is False
     assert mode(target) == 0o600 and target.stat().st_ino == inode
     assert fsutil.write_if_changed(target, "a = 2\n", 0o600) is True and target.read_text() == "a = 2\n"
+
+
+# --- exclusive: publish only where nothing exists -------------------------------------------------
+
+
+def leftovers(directory) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+def test_exclusive_write_creates_a_new_file(tmp_path):
+    path = tmp_path / "clearml.conf"
+    fsutil.atomic_write(path, "secret\n", 0o600, exclusive=True)
+    assert path.read_text() == "secret\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.stat().st_nlink == 1, "the temp name is gone"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("existing", ["file", "symlink", "dangling-symlink"])
+def test_exclusive_write_never_replaces_what_appeared_meanwhile(tmp_path, existing):
+    path = tmp_path / "clearml.conf"
+    target = tmp_path / "elsewhere"
+    if existing == "file":
+        path.write_text("someone else's\n")
+    elif existing == "symlink":
+        target.write_text("someone else's\n")
+        path.symlink_to(target)
+    else:
+        path.symlink_to(target)
+    with pytest.raises(FileExistsError):
+        fsutil.atomic_write(path, "ours\n", 0o600, exclusive=True)
+    if existing != "dangling-symlink":
+        assert path.read_text() == "someone else's\n"
+    else:
+        assert not target.exists(), "nothing is written through a dangling link"
+    assert leftovers(tmp_path) == []
+
+
+def test_exclusive_write_without_hard_links_still_refuses_an_existing_file(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "connect.sh"
+    fsutil.atomic_write(path, "#!/bin/sh\n", 0o755, exclusive=True)
+    assert path.read_text() == "#!/bin/sh\n" and stat.S_IMODE(path.stat().st_mode) == 0o755
+    with pytest.raises(FileExistsError):
+        fsutil.atomic_write(path, "other\n", 0o755, exclusive=True)
+    assert path.read_text() == "#!/bin/sh\n" and leftovers(tmp_path) == []
