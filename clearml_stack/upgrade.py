@@ -45,15 +45,33 @@ def _series_index(series: str) -> int:
     return SERIES.index(series)
 
 
+def unknown_hint(version: str, table: Sequence[Release], role: str) -> str:
+    """What to name instead of a release the table lacks (pure): the row running the same Mongo series."""
+    from .versions import documented_series
+
+    rows = "; ".join(f"{', '.join(r.version for r in table if r.series == s)} run Mongo {s}"
+                     for s in dict.fromkeys(r.series for r in table))
+    if role != "starting":
+        return f"name a release of that list ({rows})"
+    series = documented_series(version)
+    if series and table and version_key(version) > max(version_key(r.version) for r in table):
+        return (f"{version} is newer than every release the kit knows ({rows}): naming an older one would run an "
+                "older server on its data; use a kit version that knows it")
+    same = [r for r in table if r.series == series] if series else []
+    if same:
+        row = max(same, key=lambda r: (r.hop, version_key(r.version)))
+        return (f"{version} runs Mongo {series} (upgrade docs), as does {row.version}: adopt it with "
+                f"`--from {row.version}` ({rows})")
+    return (f"name the release of that list that runs the same Mongo series as your server ({rows}); the "
+            "tag of the mongo image it runs tells the series (`docker ps` shows it)")
+
+
 def _find(version: str, table: Sequence[Release], role: str) -> Release:
     found = next((r for r in table if r.version == version), None)
     if found is None:
-        hint = "; ".join(f"{', '.join(r.version for r in table if r.series == s)} run Mongo {s}"
-                         for s in dict.fromkeys(r.series for r in table))
         raise StackError(
             f"unknown {role} release {version!r}: the kit knows {', '.join(r.version for r in table)}",
-            f"name a release of that list ({hint}); a server between two of them runs the Mongo series of "
-            "the nearest lower one, so name that one as --from",
+            unknown_hint(version, table, role),
         )
     return found
 
