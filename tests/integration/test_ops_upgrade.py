@@ -10,6 +10,7 @@ release claims Mongo 8.0 but runs the 6.0 stand-in, which refuses 7.0 data (a do
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 import urllib.request
 
@@ -138,10 +139,17 @@ def test_adopting_a_server_by_naming_from(upgrade_kit) -> None:
     assert pinned.returncode != 0 and "MONGO_IMAGE" in pinned.stderr and "without a tag" in pinned.stderr
     assert recorded(kit) == "90.2.0" and not list((kit.dir / "backups").glob("*")), "refused before any change"
 
-    proc = kit.inv("upgrade", "--from", "90.0.0", "--to", "90.2.0")
+    # --smoke runs the smoke test on the target after the last hop; the stand-in server has no tasks or
+    # events, so it fails there (as `inv up --smoke` does) and the failure names the backup
+    proc = kit.inv("upgrade", "--from", "90.0.0", "--to", "90.2.0", "--smoke", check=False)
     assert "adopting a server at 90.0.0" in proc.stderr
     assert proc.stderr.index("adopting") < proc.stderr.index("backup written") < proc.stderr.index("hop 1/2")
+    assert "hop 2: 90.2.0 healthy" in proc.stderr, proc.stderr
+    assert re.search(r"^log in +pass ", proc.stdout, re.M) and re.search(r"^upload file +pass ", proc.stdout, re.M)
+    assert proc.returncode != 0
+    assert re.search(r"upgrade stopped at hop 2/2 \(90\.2\.0\): smoke test: \d+ of \d+ steps failed", proc.stderr)
     [archive] = (kit.dir / "backups").glob("clearml-backup-*.tar.gz")
+    assert f"inv down && inv restore {archive}" in proc.stderr
     assert "-90.0.0-" in archive.name
     with tarfile.open(archive) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))
