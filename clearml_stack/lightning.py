@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .checks import MIN_MAX_MAP_COUNT
+from .fsutil import atomic_write
 from .render.template import fill_file
 
 #: environment variables a Studio sets; any one of them marks a Studio
@@ -94,11 +95,17 @@ def place(settings, environ: Mapping[str, str] | None = None) -> list[str]:
         path = directory / f"{hook}.sh"
         existing = path.read_text() if path.is_file() else None
         new = with_block(existing, render_block(hook, values))
+        mode = (_mode(path) if existing is not None else 0) | 0o755  # the Studio runs it: executable
         if new != existing:
-            path.write_text(new)
+            atomic_write(path, new, mode)  # the user's own lines are never left half-written
             done.append(f"{'updated' if existing else 'created'} {path}")
-        os.chmod(path, (path.stat().st_mode & 0o777) | 0o755)
+        elif _mode(path) != mode:
+            os.chmod(path, mode)
     return done
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
 
 
 def remove(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -115,7 +122,7 @@ def remove(environ: Mapping[str, str] | None = None) -> list[str]:
             path.unlink()
             done.append(f"removed {path}")
         else:
-            path.write_text(rest)
+            atomic_write(path, rest, _mode(path))
             done.append(f"removed the clearml-lightning block from {path} (your lines are kept)")
     return done
 

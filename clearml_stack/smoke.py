@@ -5,7 +5,8 @@ registers it on the task as an artifact (``tasks.add_or_update_artifacts``, read
 ``tasks.get_by_id``) and fetches it back through the link the task holds with the login token, and
 returns a :class:`SmokeReport` with each step's
 outcome and what the server answered. It needs no SDK and knows nothing of what serves the URLs.
-``inv smoke``, ``inv up --smoke`` and upgrades call it; printing and exit codes belong to them.
+``inv smoke``, ``inv up --smoke`` and ``inv upgrade --smoke`` (after the last hop) call it; printing
+and exit codes belong to them.
 """
 
 from __future__ import annotations

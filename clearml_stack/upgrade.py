@@ -12,11 +12,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import ui
 from .errors import StackError
 from .versions import Release, version_key
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 SERIES = ("3.6", "4.0", "4.2", "4.4", "5.0", "6.0", "7.0", "8.0")  # Mongo's upgrade order
 
@@ -45,15 +48,33 @@ def _series_index(series: str) -> int:
     return SERIES.index(series)
 
 
+def unknown_hint(version: str, table: Sequence[Release], role: str) -> str:
+    """What to name instead of a release the table lacks (pure): the row running the same Mongo series."""
+    from .versions import documented_series
+
+    rows = "; ".join(f"{', '.join(r.version for r in table if r.series == s)} run Mongo {s}"
+                     for s in dict.fromkeys(r.series for r in table))
+    if role != "starting":
+        return f"name a release of that list ({rows})"
+    series = documented_series(version)
+    if series and table and version_key(version) > max(version_key(r.version) for r in table):
+        return (f"{version} is newer than every release the kit knows ({rows}): naming an older one would run an "
+                "older server on its data; use a kit version that knows it")
+    same = [r for r in table if r.series == series] if series else []
+    if same:
+        row = max(same, key=lambda r: (r.hop, version_key(r.version)))
+        return (f"{version} runs Mongo {series} (upgrade docs), as does {row.version}: adopt it with "
+                f"`--from {row.version}` ({rows})")
+    return (f"name the release of that list that runs the same Mongo series as your server ({rows}); the "
+            "tag of the mongo image it runs tells the series (`docker ps` shows it)")
+
+
 def _find(version: str, table: Sequence[Release], role: str) -> Release:
     found = next((r for r in table if r.version == version), None)
     if found is None:
-        hint = "; ".join(f"{', '.join(r.version for r in table if r.series == s)} run Mongo {s}"
-                         for s in dict.fromkeys(r.series for r in table))
         raise StackError(
             f"unknown {role} release {version!r}: the kit knows {', '.join(r.version for r in table)}",
-            f"name a release of that list ({hint}); a server between two of them runs the Mongo series of "
-            "the nearest lower one, so name that one as --from",
+            unknown_hint(version, table, role),
         )
     return found
 
@@ -129,8 +150,14 @@ def record_version(env_file: Path, version: str) -> None:
 
 
 def run(settings, start: str, target: str, dry_run: bool = False, out_dir: Path | None = None,
-        timeout: int | None = None) -> Plan:
-    """Back up, then walk the hops: set the version, start, wait healthy, stop. Raises at the first failure."""
+        timeout: int | None = None, check: Callable[[Settings], None] | None = None) -> Plan:
+    """Back up, then walk the hops: set the version, start, wait healthy, stop. Raises at the first failure.
+
+    ``start`` other than the recorded version adopts a server installed by other means: it is recorded
+    first, so the backup, its manifest and the printed rollback name the release the data belongs to.
+    ``check`` (e.g. the smoke test) runs after the last hop while the target release is up; its failure
+    is reported like a failed hop.
+    """
     from . import backup, versions
     from .install import InstallReport, render_config
     from .settings import load
@@ -152,35 +179,48 @@ def run(settings, start: str, target: str, dry_run: bool = False, out_dir: Path 
             f"{', '.join(pinned)} pin(s) an image tag, so the hops could not change what runs",
             "give the image name without a tag (the release's tag is then used), or empty it, and run again",
         )
+    recorded = settings["CLEARML_SERVER_VERSION"]
+    if recorded != p.start.version:
+        ui.note(f"adopting a server at {p.start.version}: the settings file said {recorded}; recording "
+                f"{p.start.version} before the backup so that the backup is labelled with its data's release")
+        record_version(settings.env_file, p.start.version)
+        settings = load()
+        recorded = p.start.version
     stack = Stack(settings)
     was_running = any(s.state == "running" for s in stack.states())
     archive = backup.create(settings, out_dir=out_dir, restart=False)
     rollback = f"inv down && inv restore {archive}"
     wait = timeout or int(settings["CLEARML_WAIT_TIMEOUT"])
-    stack.compose("stop")
     for i, hop in enumerate(p.hops, 1):
         version = hop.release.version
+        last = i == len(p.hops)
         ui.say(ui.paint(f"=== hop {i}/{len(p.hops)}: {version} ({hop.why})", "bold"))
-        record_version(settings.env_file, version)
-        hop_settings = load()
-        hop_stack = Stack(hop_settings)
         started = time.monotonic()
         try:
+            if i == 1:
+                stack.compose("stop")
+            record_version(settings.env_file, version)
+            recorded = version
+            hop_settings = load()
+            hop_stack = Stack(hop_settings)
             render_config(hop_settings, InstallReport())
             res = hop_stack.compose("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(wait), check=False)
             if not res.ok:
                 hop_stack.explain_failure()
-        except StackError as exc:
+            ui.ok(f"hop {i}: {version} healthy after {time.monotonic() - started:.0f}s")
+            if last and check is not None:
+                check(hop_settings)
+            if not (last and was_running):
+                hop_stack.compose("stop")
+        except (StackError, OSError) as exc:
+            previous = p.start.version if i == 1 else p.hops[i - 2].release.version
+            why = exc.message if isinstance(exc, StackError) else f"{exc.strerror or exc} ({exc.filename or ''})"
             raise StackError(
-                f"upgrade stopped at hop {i}/{len(p.hops)} ({version}): {exc.message}\n"
-                f"  the settings file now records {version}; the backup taken before the upgrade is {archive}",
-                f"roll back with `{rollback}`, or fix the cause and run `inv upgrade --from {version} "
-                f"--to {p.target.version}` to retry from this hop",
+                f"upgrade stopped at hop {i}/{len(p.hops)} ({version}): {why}\n"
+                f"  the settings file records {recorded}; the backup taken before the upgrade is {archive}",
+                f"roll back with `{rollback}`, or fix the cause and run `inv upgrade --from {previous} "
+                f"--to {p.target.version}` to retry this hop (the data is at least at {previous})",
             ) from None
-        ui.ok(f"hop {i}: {version} healthy after {time.monotonic() - started:.0f}s")
-        last = i == len(p.hops)
-        if not (last and was_running):
-            hop_stack.compose("stop")
     ui.ok(f"upgraded to {p.target.version}; backup of the previous state: {archive}")
     ui.note("start it with `inv up`" if not was_running else "the server is running the new release")
     return p

@@ -69,6 +69,11 @@ RELEASES: tuple[Release, ...] = (
             source="official docker/docker-compose.yml of server 2.3"),
 )
 
+#: The Mongo series each server release line runs (upgrade docs: 4.4 up to 1.16, 5.0 from 1.17, 6.0 from
+#: 2.0, 7.0 from 2.3), for releases the table does not hold. Lines before 1.17 are not inferred: the docs
+#: pin only "older than 1.17" and the oldest servers ran an older Mongo.
+MONGO_SERIES_SINCE: tuple[tuple[str, str], ...] = (("1.17.0", "5.0"), ("2.0.0", "6.0"), ("2.3.0", "7.0"))
+
 DEFAULT_VERSION = "2.3.0"
 EXTRA_RELEASES_ENV = "CLEARML_EXTRA_RELEASES"
 
@@ -132,6 +137,19 @@ def all_releases(environ: dict[str, str] | None = None) -> tuple[Release, ...]:
         raise StackError(f"{EXTRA_RELEASES_ENV} repeats releases of the kit's table: {', '.join(sorted(clash))}",
                          "give extra rows versions of their own")
     return tuple(sorted(RELEASES + extra, key=lambda r: version_key(r.version)))
+
+
+def documented_series(version: str) -> str | None:
+    """The Mongo series a server release line runs by the upgrade docs, or None when they do not say (pure)."""
+    try:
+        key = version_key(version)
+    except ValueError:
+        return None
+    found = None
+    for since, series in MONGO_SERIES_SINCE:
+        if key >= version_key(since):
+            found = series
+    return found
 
 
 def release(version: str) -> Release | None:

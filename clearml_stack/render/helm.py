@@ -130,7 +130,18 @@ class K8sOptions:
 
 
 def tls_on(settings: Settings) -> bool:
+    """The public URLs are https (TLS at the ingress, or at a proxy in front of it)."""
     return settings["CLEARML_TLS"] != "off"
+
+
+def tls_at_ingress(settings: Settings) -> bool:
+    """The ingresses end TLS themselves and need a TLS Secret.
+
+    ``CLEARML_TLS=external`` means a proxy or load balancer in front ends TLS (as the gateway's
+    external mode on a single host): the ingresses then serve plain HTTP behind it and name no Secret,
+    while URLs and cookies stay https/secure.
+    """
+    return settings["CLEARML_TLS"] in ("self-signed", "provided")
 
 
 def storage_class(settings: Settings, options: K8sOptions) -> str:
@@ -276,7 +287,7 @@ def ingress_values(settings: Settings, component: str) -> dict[str, Any]:
     }
     if settings["CLEARML_K8S_INGRESS_CLASS"]:
         values["ingressClassName"] = settings["CLEARML_K8S_INGRESS_CLASS"]
-    if tls_on(settings):
+    if tls_at_ingress(settings):
         values["tlsSecretName"] = settings["CLEARML_K8S_TLS_SECRET"]
     return values
 
@@ -520,7 +531,7 @@ def readme(settings: Settings, users: list[User], options: K8sOptions) -> str:
     ]
     if secret:
         install.append(shlex.join(["kubectl", "--namespace", ns, "apply", "-f", SECRET_FILE]))
-    if tls_on(settings):
+    if tls_at_ingress(settings):
         install += tls_steps(settings)
     install += helm_commands(settings, options, "install")
     upgrade = []
@@ -611,6 +622,10 @@ def readme(settings: Settings, users: list[User], options: K8sOptions) -> str:
     if settings["CLEARML_TLS"] == "self-signed":
         lines.append("- TLS is self-signed: the agent chart is set not to verify certificates "
                      "(`clearmlcheckCertificate: false`).")
+    if settings["CLEARML_TLS"] == "external":
+        lines.append("- TLS is external (CLEARML_TLS=external): a proxy or load balancer in front of the ingress "
+                     "controller ends it, so the ingresses name no TLS Secret and serve HTTP to it; the URLs "
+                     "above stay https.")
     return "\n".join(lines) + "\n"
 
 

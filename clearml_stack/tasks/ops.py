@@ -61,8 +61,10 @@ def restore(c, file, no_start=False, keep_previous=False):
     "to": "the release to reach (default: the newest the kit knows)",
     "dry_run": "print the plan and change nothing",
     "out": "directory for the backup taken first (default: CLEARML_BACKUP_DIR)",
+    "smoke": "after the last hop, prove the new release works: `inv smoke` with the kit's own key (as `inv up "
+             "--smoke`); a failure names the backup and the rollback",
 })
-def upgrade(c, from_="", to="", dry_run=False, out=""):
+def upgrade(c, from_="", to="", dry_run=False, out="", smoke=False):
     """Upgrade the server through every release Mongo requires, with a backup first."""
     from .. import versions
     from ..upgrade import run
@@ -71,7 +73,12 @@ def upgrade(c, from_="", to="", dry_run=False, out=""):
     start = from_ or settings["CLEARML_SERVER_VERSION"]
     target = to or max((r for r in versions.all_releases() if r.hop and r.verified),
                        key=lambda r: versions.version_key(r.version)).version
-    run(settings, start, target, dry_run=dry_run, out_dir=out or None)
+    check = None
+    if smoke:
+        from .examples import smoke_and_report
+
+        check = smoke_and_report
+    run(settings, start, target, dry_run=dry_run, out_dir=out or None, check=check)
 
 
 @task(help={"yes": "do not ask for the project name (for scripts)",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import tarfile
 from pathlib import Path
@@ -130,3 +131,61 @@ def test_restore_keeps_the_previous_state_when_not_started(stack_kit) -> None:
     assert f"rm -rf {side}" in proc.stderr and "mv " in proc.stderr
     assert (side / "settings.env").read_text() == kit.env_file.read_text()
     assert states(kit) == {}
+
+
+def gateway_ping(port: int, cafile: Path, host: str) -> int:
+    """GET /debug.ping through the TLS gateway, trusting only ``cafile``; returns the HTTP status."""
+    import http.client
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=120), server_hostname=host)
+    conn = http.client.HTTPConnection(host, port, timeout=120)
+    conn.sock = sock
+    try:
+        conn.request("GET", "/debug.ping", headers={"Host": host})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_restore_on_a_new_host_needs_nothing_but_the_archive(stack_kit, tmp_path) -> None:
+    """Settings file, users file and data directory all gone: the archive alone brings back the data, the
+    secrets, the users and the gateway's CA, so clients that trusted the old gateway trust the new one."""
+    from tests.kit import free_port
+
+    kit = stack_kit
+    domain = "clearml.test"
+    kit.env["CLEARML_GATEWAY_HTTP_PORT"] = str(free_port())
+    kit.inv("install", "--mode", "subdomains", "--domain", domain, "--self-signed")
+    add_user(kit)
+    kit.inv("up")
+    token = api_token(kit)
+    upload(kit, token, "projects/demo/weights.bin", b"weights" * 1000)
+    mongo_put(kit, "tasks", "t9", {"name": "on the old host"})
+    trusted_ca = tmp_path / "client-trusts.crt"  # what a client kept from the old host
+    trusted_ca.write_bytes((kit.data_dir / "tls/ca.crt").read_bytes())
+    gateway = kit.settings().port("gateway")
+    assert gateway_ping(gateway, trusted_ca, f"api.{domain}") == 200
+    ca_key = (kit.data_dir / "tls/ca.key").read_bytes()
+    archive = Path(last_line(kit.inv("backup", "--out", str(tmp_path / "archives")).stdout))
+    kit.inv("down")
+    settings_text, users_text = kit.env_file.read_text(), (kit.dir / "users.json").read_text()
+
+    # the new host: nothing of the deployment but the archive
+    shutil.rmtree(kit.data_dir)
+    kit.env_file.unlink()
+    (kit.dir / "users.json").unlink()
+    proc = kit.inv("restore", str(archive))
+    assert "removed the side copy" in proc.stderr
+    assert kit.env_file.read_text() == settings_text and (kit.dir / "users.json").read_text() == users_text
+    assert stat.S_IMODE(kit.env_file.stat().st_mode) == 0o600
+    assert (kit.data_dir / "tls/ca.crt").read_bytes() == trusted_ca.read_bytes()
+    assert (kit.data_dir / "tls/ca.key").read_bytes() == ca_key
+    assert stat.S_IMODE((kit.data_dir / "tls/ca.key").stat().st_mode) == 0o600
+    assert all(s == ("running", "healthy") for s in states(kit).values())
+    assert gateway_ping(gateway, trusted_ca, f"api.{domain}") == 200, "the old CA still verifies the gateway"
+    token = api_token(kit)
+    assert download(kit, token, "projects/demo/weights.bin") == b"weights" * 1000
+    assert mongo_get(kit, "tasks", "t9") == {"name": "on the old host"}

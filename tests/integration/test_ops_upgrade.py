@@ -10,6 +10,8 @@ release claims Mongo 8.0 but runs the 6.0 stand-in, which refuses 7.0 data (a do
 from __future__ import annotations
 
 import json
+import re
+import tarfile
 import urllib.request
 
 import pytest
@@ -120,8 +122,13 @@ def test_upgrade_walks_the_hops_in_order_and_a_failing_hop_names_the_backup(upgr
 
 
 def test_adopting_a_server_by_naming_from(upgrade_kit) -> None:
-    """Settings that record another release than the data holds: --from names what really ran."""
+    """Settings that record another release than the data holds: --from names what really ran, and it is
+    recorded before the backup, so the archive, its manifest and the rollback name the data's release."""
     kit = upgrade_kit
+    kit.inv("up")  # 90.0.0: its data is Mongo 5.0
+    mongo_put(kit, "tasks", "t1", {"name": "written by 90.0.0"})
+    kit.inv("down")
+    assert data_series(kit) == "5.0"
     kit.env_file.write_text(set_values(kit.env_file.read_text(), {"CLEARML_SERVER_VERSION": "90.2.0"}))
     plan = kit.inv("upgrade", "--from", "90.0.0", "--to", "90.2.0", "--dry-run")
     assert "90.0.0 (Mongo 5.0) -> 90.2.0 (Mongo 7.0) in 2 hop(s)" in plan.stdout
@@ -131,3 +138,34 @@ def test_adopting_a_server_by_naming_from(upgrade_kit) -> None:
                      check=False)
     assert pinned.returncode != 0 and "MONGO_IMAGE" in pinned.stderr and "without a tag" in pinned.stderr
     assert recorded(kit) == "90.2.0" and not list((kit.dir / "backups").glob("*")), "refused before any change"
+
+    # --smoke runs the smoke test on the target after the last hop; the stand-in server has no tasks or
+    # events, so it fails there (as `inv up --smoke` does) and the failure names the backup
+    proc = kit.inv("upgrade", "--from", "90.0.0", "--to", "90.2.0", "--smoke", check=False)
+    assert "adopting a server at 90.0.0" in proc.stderr
+    assert proc.stderr.index("adopting") < proc.stderr.index("backup written") < proc.stderr.index("hop 1/2")
+    assert "hop 2: 90.2.0 healthy" in proc.stderr, proc.stderr
+    assert re.search(r"^log in +pass ", proc.stdout, re.M) and re.search(r"^upload file +pass ", proc.stdout, re.M)
+    assert proc.returncode != 0
+    assert re.search(r"upgrade stopped at hop 2/2 \(90\.2\.0\): smoke test: \d+ of \d+ steps failed", proc.stderr)
+    [archive] = (kit.dir / "backups").glob("clearml-backup-*.tar.gz")
+    assert f"inv down && inv restore {archive}" in proc.stderr
+    assert "-90.0.0-" in archive.name
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        archived_settings = parse_env(tar.extractfile("settings.env").read().decode())
+    assert manifest["server_version"] == "90.0.0" and archived_settings["CLEARML_SERVER_VERSION"] == "90.0.0"
+    assert manifest["images"]["mongo"].endswith(archived_mongo_tag(kit, "90.0.0"))
+    assert recorded(kit) == "90.2.0" and data_series(kit) == "7.0"
+
+    # the rollback an upgrade prints (`inv down && inv restore BACKUP`) starts 90.0.0 on its Mongo 5.0 data
+    kit.inv("down")
+    kit.inv("restore", str(archive))
+    assert recorded(kit) == "90.0.0" and data_series(kit) == "5.0" and server_version(kit) == "90.0.0"
+    assert mongo_get(kit, "tasks", "t1") == {"name": "written by 90.0.0"}
+
+
+def archived_mongo_tag(kit, version: str) -> str:
+    """The Mongo tag the stand-in release ``version`` runs (from the test's release table)."""
+    rows = json.loads((kit.dir / "test-releases.json").read_text())
+    return next(r["mongo_tag"] for r in rows if r["version"] == version)

@@ -37,6 +37,10 @@ def installed(tmp_path):
     (data / "data/elastic_7/nodes").mkdir(parents=True)
     os.symlink("nodes", data / "data/elastic_7/current")
     (data / "logs/apiserver.log").write_text("not backed up\n")
+    (data / "tls").mkdir()
+    (data / "tls/ca.crt").write_text("-----BEGIN CERTIFICATE-----\nunit\n-----END CERTIFICATE-----\n")
+    (data / "tls/ca.key").write_text("-----BEGIN PRIVATE KEY-----\nunit\n-----END PRIVATE KEY-----\n")
+    os.chmod(data / "tls/ca.key", 0o600)
     settings.users_file.write_text('[{"username": "a"}]')
     return settings
 
@@ -71,7 +75,8 @@ def test_archive_content_mode_and_manifest(installed, tmp_path) -> None:
     names = members(path)
     assert list(names)[-1] == "manifest.json"
     assert {"settings.env", "users.json", "data/data/mongo_4/db/tasks/t1.json", "data/data/fileserver/proj/model.bin",
-            "data/data/redis/dump.rdb", "data/config/secure.conf", "data/data/elastic_7/current"} <= set(names)
+            "data/data/redis/dump.rdb", "data/config/secure.conf", "data/data/elastic_7/current",
+            "data/tls/ca.crt", "data/tls/ca.key"} <= set(names), "the gateway's CA is part of the backup"
     assert not any(n.startswith("data/logs") for n in names), "logs are not part of a backup"
     with tarfile.open(path) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))
@@ -182,11 +187,37 @@ def test_extract_reproduces_every_entry(installed, tmp_path) -> None:
     backup.extract(checked, staging)
     src = installed.data_dir
     for rel in ("data/mongo_4/db/tasks/t1.json", "data/fileserver/proj/model.bin", "data/redis/dump.rdb",
-                "config/secure.conf"):
+                "config/secure.conf", "tls/ca.key", "tls/ca.crt"):
         assert (staging / rel).read_bytes() == (src / rel).read_bytes(), rel
         assert stat.S_IMODE((staging / rel).stat().st_mode) == stat.S_IMODE((src / rel).stat().st_mode)
     assert os.readlink(staging / "data/elastic_7/current") == "nodes"
     assert not (staging / "logs").exists()
+    assert stat.S_IMODE((staging / "tls/ca.key").stat().st_mode) == 0o600
+
+
+def test_the_archive_appears_under_its_name_only_when_complete(installed, tmp_path, monkeypatch) -> None:
+    """Written as NAME.partial and renamed: while it is written, and after a failure, NAME does not exist."""
+    target = tmp_path / "out" / "b.tar.gz"
+    target.parent.mkdir()
+    partial = target.with_name("b.tar.gz.partial")
+    seen = []
+    real_add = backup._add
+
+    def watching_add(tar, source, name):
+        seen.append((target.exists(), partial.exists()))
+        if name == "data/data/redis/dump.rdb":
+            raise OSError(5, "Input/output error")
+        return real_add(tar, source, name)
+
+    monkeypatch.setattr(backup, "_add", watching_add)
+    with pytest.raises(OSError):
+        backup.write_archive(installed, target, "test")
+    assert seen and all(state == (False, True) for state in seen)
+    assert not target.exists() and not partial.exists(), "a failed backup leaves nothing behind"
+    monkeypatch.setattr(backup, "_add", real_add)
+    backup.write_archive(installed, target, "test")
+    assert target.is_file() and not partial.exists()
+    backup.verify(target)
 
 
 # --- pure helpers --------------------------------------------------------------------------------
@@ -208,7 +239,7 @@ def test_compare_reports_each_difference() -> None:
 
 @pytest.mark.parametrize("name,ok", [
     ("manifest.json", True), ("settings.env", True), ("users.json", True), ("data/data/x", True),
-    ("data/config/apiserver.conf", True), ("data/logs/x", False), ("data", False), ("/etc/passwd", False),
+    ("data/config/apiserver.conf", True), ("data/tls/ca.key", True), ("data/logs/x", False), ("data", False), ("/etc/passwd", False),
     ("data/data/../../x", False), ("other", False), ("data/agent/x", False),
 ])
 def test_safe_member(name, ok) -> None:
@@ -221,6 +252,63 @@ def test_release_problem() -> None:
     assert "does not know" in release_problem({"server_version": "9.0.0"}, "CLEARML_SERVER_VERSION=9.0.0\n", ["2.3.0"])
     assert "settings record" in release_problem(m, "CLEARML_SERVER_VERSION=2.0.0\n", ["2.0.0", "2.3.0"])
     assert "no settings file" in release_problem(m, None, ["2.3.0"])
+
+
+MANIFEST_23 = {"server_version": "2.3.0", "images": {"server": "clearml/server:2.3.0", "mongo": "mongo:7.0.22",
+                                                    "elastic": "elasticsearch:8.17.0", "redis": "redis:7.4.1"}}
+
+
+def test_runtime_mismatch_names_the_variable_to_unset_or_set() -> None:
+    same = dict(MANIFEST_23["images"])
+    assert backup.runtime_mismatch(MANIFEST_23, "2.3.0", same, ()) == []
+    mirror = {**same, "mongo": "registry.local:5000/mirror/mongo:7.0.22"}
+    assert backup.runtime_mismatch(MANIFEST_23, "2.3.0", mirror, {"MONGO_IMAGE"}) == [], "a mirror of the same tag"
+    [env] = backup.runtime_mismatch(MANIFEST_23, "2.0.0", {}, {"CLEARML_SERVER_VERSION"})
+    assert "server 2.0.0" in env and "2.3.0" in env and "unset CLEARML_SERVER_VERSION" in env
+    [file] = backup.runtime_mismatch(MANIFEST_23, "2.0.0", {}, ())
+    assert "set CLEARML_SERVER_VERSION=2.3.0" in file
+    [mongo] = backup.runtime_mismatch(MANIFEST_23, "2.3.0", {**same, "mongo": "mongo:5.0.26"}, {"MONGO_IMAGE"})
+    assert "mongo:5.0.26" in mongo and "unset MONGO_IMAGE" in mongo and "mongo:7.0.22" in mongo
+    [redis] = backup.runtime_mismatch(MANIFEST_23, "2.3.0", {**same, "redis": "redis:7.4.1@sha256:ab"}, ())
+    assert "set REDIS_IMAGE=redis:7.4.1" in redis
+
+
+@pytest.mark.parametrize("ref,tag", [("mongo:7.0.22", "7.0.22"), ("localhost:5000/mongo", "latest"),
+                                     ("localhost:5000/mongo:7.0", "7.0"), ("mongo@sha256:ab", "sha256:ab")])
+def test_image_tag(ref, tag) -> None:
+    assert backup.image_tag(ref) == tag
+
+
+@pytest.mark.parametrize("override,variable", [({"CLEARML_SERVER_VERSION": "2.0.0"}, "CLEARML_SERVER_VERSION"),
+                                               ({"MONGO_IMAGE": "mongo:5.0.26"}, "MONGO_IMAGE")])
+def test_restore_refuses_a_release_other_than_the_archives(installed, tmp_path, monkeypatch, override,
+                                                          variable) -> None:
+    """Mongo 5 (or server 2.0) on data of 2.3.0 would not start or would damage it: refused, nothing changed."""
+    from clearml_stack.settings import BY_KEY
+
+    archive = make_archive(installed, tmp_path)
+    for key in BY_KEY:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CLEARML_ENV_FILE", str(installed.env_file))
+    monkeypatch.setenv("COMPOSE_PROJECT_NAME", "unitbk")
+    for key, value in override.items():
+        monkeypatch.setenv(key, value)
+    before = {p: p.read_bytes() for p in installed.data_dir.rglob("*") if p.is_file()}
+    with pytest.raises(StackError) as err:
+        backup.restore(archive, start=False)
+    assert f"unset {variable}" in err.value.message and "nothing was changed" in err.value.fix
+    assert {p: p.read_bytes() for p in installed.data_dir.rglob("*") if p.is_file()} == before
+    assert not list(installed.data_dir.glob("pre-restore-*"))
+
+
+def test_chown_command_for_a_restore_as_a_user(tmp_path) -> None:
+    assert backup.chown_command(tmp_path, []) == ""
+    assert backup.chown_command(Path("/srv/my data"), ["data", "config"]) == \
+        "sudo chown -R 1000:1000 '/srv/my data/data' '/srv/my data/config'"
+    (tmp_path / "data").mkdir()
+    owner = os.stat(tmp_path / "data").st_uid
+    assert backup.not_owned(tmp_path, ["data", "config"], uid=owner) == []
+    assert backup.not_owned(tmp_path, ["data", "config"], uid=owner + 1) == ["data"]
 
 
 def test_archive_name_sorts_by_time() -> None:

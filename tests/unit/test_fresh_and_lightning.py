@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,34 @@ def test_data_outside_home_is_warned_about_on_a_studio(tmp_path) -> None:
     assert "outside the home directory" in lightning.data_warning(S(), {"HOME": str(home)})
     S.data_dir = home / "kit" / "data"
     assert lightning.data_warning(S(), {"HOME": str(home)}) is None
+
+
+class _Kit:
+    kit_root = Path("/home/u/my kit")
+    env_file = Path("/home/u/my kit/.env")
+
+
+def test_placing_and_removing_keep_the_users_file_mode_and_never_half_write_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    hooks = tmp_path / ".lightning_studio"
+    hooks.mkdir()
+    start = hooks / "on_start.sh"
+    start.write_text("#!/bin/bash\necho 'my own start'\n")
+    os.chmod(start, 0o775)
+    environ = {"HOME": str(tmp_path), "LIGHTNING_CLOUDSPACE_HOST": "x.litng.ai"}
+    lightning.place(_Kit(), environ)
+    assert stat.S_IMODE(start.stat().st_mode) == 0o775 and lightning.BEGIN in start.read_text()
+    assert stat.S_IMODE((hooks / "on_stop.sh").stat().st_mode) == 0o755
+    placed = start.read_text()
+
+    def no_rename(src, dst):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:  # a failed write leaves the file as it was, not truncated
+        m.setattr(os, "replace", no_rename)
+        with pytest.raises(OSError):
+            lightning.remove(environ)
+    assert start.read_text() == placed and sorted(p.name for p in hooks.iterdir()) == ["on_start.sh", "on_stop.sh"]
+    lightning.remove(environ)
+    assert start.read_text() == "#!/bin/bash\necho 'my own start'\n"
+    assert stat.S_IMODE(start.stat().st_mode) == 0o775 and not (hooks / "on_stop.sh").exists()

@@ -141,6 +141,7 @@ VARIANTS = {
                       "CLEARML_K8S_INGRESS_CLASS": "nginx"}, helm.K8sOptions()),
     "self-signed+storage": ({"CLEARML_TLS": "self-signed", "CLEARML_K8S_STORAGE_CLASS": "gp3"},
                             helm.K8sOptions(existing_secret="s")),
+    "tls-external": ({"CLEARML_TLS": "external"}, helm.K8sOptions()),
     "external": (EXTERNAL, helm.K8sOptions(external_stores=True)),
     "external+secret+flag-class": (EXTERNAL, helm.K8sOptions(external_stores=True, existing_secret="x.y",
                                                              storage_class="fast")),
@@ -254,8 +255,9 @@ def test_the_secret_manifest_is_a_kubernetes_secret_holding_the_secrets(tmp_path
 # --- ingress, cookies, users, watchdog --------------------------------------------------------
 
 
-@pytest.mark.parametrize("tls", ["off", "provided", "self-signed"])
+@pytest.mark.parametrize("tls", ["off", "provided", "self-signed", "external"])
 def test_ingress_per_component_with_unlimited_uploads_and_tls_when_on(tmp_path, users, tls):
+    """The ingresses name the TLS Secret only when they end TLS; with `external` a proxy in front does."""
     settings = make_settings(tmp_path, CLEARML_TLS=tls, CLEARML_K8S_TLS_SECRET="my-cert")
     values = helm.clearml_values(settings, users, helm.K8sOptions())
     for component, label in (("apiserver", "api"), ("webserver", "app"), ("fileserver", "files")):
@@ -263,7 +265,7 @@ def test_ingress_per_component_with_unlimited_uploads_and_tls_when_on(tmp_path, 
         assert ingress["enabled"] is True
         assert ingress["hostName"] == f"{label}.{DOMAIN}"
         assert ingress["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "0"
-        assert ingress.get("tlsSecretName") == (None if tls == "off" else "my-cert")
+        assert ingress.get("tlsSecretName") == (None if tls in ("off", "external") else "my-cert")
         assert "ingressClassName" not in ingress
     scheme = "http" if tls == "off" else "https"
     assert values["clearml"]["cookieDomain"] == DOMAIN  # the chart prepends the dot
@@ -499,6 +501,13 @@ def test_readme_has_the_exact_helm_commands(tmp_path, users):
     cert = str(tmp_path / "certs" / "my cert.pem")
     assert f"kubectl --namespace ml create secret tls clearml-tls '--cert={cert}' --key=/etc/k.pem\n" in text
     assert text.index("apply -f clearml-secrets.yaml") < text.index("helm install clearml ")
+
+
+def test_readme_with_tls_ended_by_a_proxy_asks_for_no_tls_secret(tmp_path, users):
+    settings = make_settings(tmp_path, CLEARML_TLS="external")
+    text = helm.readme(settings, users, helm.K8sOptions())
+    assert "create secret tls" not in text and "clearml-tls" not in text
+    assert "CLEARML_TLS=external" in text and f"https://app.{DOMAIN}" in text
 
 
 # --- the task, as users run it ----------------------------------------------------------------

@@ -125,6 +125,32 @@ def test_unknown_versions_are_refused_naming_the_known_ones(start: str, target: 
     assert "Mongo 6.0" in err.value.fix  # tells which row stands for a release in between
 
 
+@pytest.mark.parametrize("start,row,series", [("1.17.0", "1.17.1", "5.0"), ("2.1.3", "2.0.0", "6.0"),
+                                              ("2.2.0", "2.0.0", "6.0")])
+def test_an_unknown_start_is_pointed_at_the_row_of_the_same_mongo_series(start, row, series) -> None:
+    """1.17.0 runs Mongo 5.0: the row to name is 1.17.1, not the nearest lower row (1.16.2, Mongo 4.4)."""
+    with pytest.raises(StackError) as err:
+        plan(start, "2.3.0", RELEASES)
+    assert f"runs Mongo {series}" in err.value.fix and f"--from {row}" in err.value.fix
+    assert "nearest lower" not in err.value.fix and "--from 1.16.2" not in err.value.fix
+    plan(row, "2.3.0", RELEASES)  # and the named row is one the planner takes
+
+
+@pytest.mark.parametrize("start", ["1.15.0", "0.17.0", "latest"])
+def test_an_unknown_start_the_docs_do_not_place_lists_every_row(start) -> None:
+    with pytest.raises(StackError) as err:
+        plan(start, "2.3.0", RELEASES)
+    assert "--from" not in err.value.fix and "same Mongo series" in err.value.fix
+    for known, series in (("1.16.2", "4.4"), ("1.17.1", "5.0"), ("2.0.0", "6.0"), ("2.3.0", "7.0")):
+        assert f"{known} run Mongo {series}" in err.value.fix
+
+
+def test_an_unknown_start_newer_than_the_table_is_not_mapped_to_an_older_server() -> None:
+    with pytest.raises(StackError) as err:
+        plan("2.4.1", "2.3.0", RELEASES)
+    assert "newer than every release" in err.value.fix and "--from 2.3.0" not in err.value.fix
+
+
 def test_a_missing_series_is_refused_not_skipped() -> None:
     table = (rel("1.16.0", "4.4"), rel("2.0.0", "6.0"))
     with pytest.raises(StackError, match="no release on Mongo 5.0"):
