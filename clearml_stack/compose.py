@@ -75,7 +75,8 @@ def choose(probes: Iterable[tuple[tuple[str, ...], str | None]]) -> ComposeProgr
             continue
         if new_enough(version):
             return ComposeProgram(tuple(argv), ".".join(map(str, version)))
-        old.append(f"{' '.join(argv)} {'.'.join(map(str, version))}")
+        v1 = " (Compose v1, which has no healthcheck conditions and is no longer maintained)" if version[0] < 2 else ""
+        old.append(f"{' '.join(argv)} {'.'.join(map(str, version))}{v1}")
     if old:
         raise StackError(
             f"only an old Docker Compose was found ({'; '.join(old)}); this stack needs Compose "

