@@ -84,12 +84,16 @@ def require_tool(name: str, why: str = "") -> str:
     """The path of a host tool a test needs: missing is a skip on a user's machine, a failure in CI."""
     import shutil
 
-    import pytest
-
     found = shutil.which(name)
     if not found:
-        message = f"{name} is not installed on this host" + (f" ({why})" if why else "")
-        if IN_CI:
-            pytest.fail(message + "; CI=true: .ci/run must install it")
-        pytest.skip(message + "; with CI=true this fails instead")
+        unavailable(f"{name} is not installed on this host" + (f" ({why})" if why else ""))
     return found
+
+
+def unavailable(message: str) -> None:
+    """A test's precondition this host lacks: a skip on a user's machine, a failure in CI (CI=true)."""
+    import pytest
+
+    if IN_CI:
+        pytest.fail(message + "; CI=true: .ci/run must provide it")
+    pytest.skip(message + "; with CI=true this fails instead")

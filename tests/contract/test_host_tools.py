@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kit import ROOT
+from tests.kit import ROOT, require_tool
 
 pytestmark = pytest.mark.contract
 
@@ -81,9 +81,9 @@ def test_missing_tool_is_installed_with_apt_get_and_sudo_only_when_not_root(tmp_
     assert apt[1][1] == "install -y -qq autossh" and apt[1][2] == "noninteractive"
 
 
-@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
 @pytest.mark.parametrize("target", ["test", "test-images"])
 def test_make_targets_install_host_tools_first(target):
+    require_tool("make", "the README's commands are make targets")
     proc = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

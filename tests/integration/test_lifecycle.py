@@ -186,7 +186,8 @@ def test_the_server_runs_on_the_generated_secrets_not_the_public_defaults(runnin
 
 def test_effective_config_shows_the_generated_secrets_and_no_public_default(running):
     if running.variant != "stand-in":
-        pytest.skip("the effective configuration is reported by the stand-in only; the test above judges the real server")
+        pytest.skip("real_images variant: the effective configuration is reported by the stand-in only; "
+                    "the test above judges the real server")
     _, api, _ = urls(running)
     effective = request(f"{api}/standin.effective_config").json()["data"]
     values = parse_env(running.env_file.read_text())

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from clearml_stack import hostinfo
+from tests.kit import require_tool, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,26 +49,26 @@ def _privileged_free_port() -> int:
     for port in range(1023, 600, -1):
         if hostinfo.port_free("0.0.0.0", port) and not hostinfo.listeners(port):
             return port
-    pytest.skip("no free port below 1024 on this host")
+    unavailable("no free port below 1024 on this host")
+    raise AssertionError("unreachable")
 
 
 def _without_bind_privilege(code: str) -> str:
     """Run ``code`` as this user without the capability to bind ports below 1024 (like any non-root user)."""
-    setpriv = shutil.which("setpriv")
-    if not setpriv:
-        pytest.skip("setpriv (util-linux) is not installed")
+    setpriv = require_tool("setpriv", "util-linux")
     proc = subprocess.run([setpriv, "--bounding-set", "-net_bind_service", "--inh-caps", "-net_bind_service",
                            sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hold a port below 1024 and drop the privilege")
 def test_a_port_below_1024_is_free_for_docker_unless_something_listens_there():
+    if os.geteuid() != 0:
+        unavailable("needs root to hold a port below 1024 and drop the privilege")
     unprivileged_start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
     port = _privileged_free_port()
     if port >= unprivileged_start:
-        pytest.skip(f"this kernel lets any user bind ports from {unprivileged_start}")
+        unavailable(f"this kernel lets any user bind ports from {unprivileged_start}")
     code = ("import socket\nfrom clearml_stack import hostinfo\n"
             f"try:\n    socket.socket().bind(('127.0.0.1', {port})); print('bound')\n"
             "except PermissionError:\n    print('refused')\n"
