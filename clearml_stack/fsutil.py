@@ -22,10 +22,7 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o600, exclusive: bo
     payload = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(fd, payload)
         os.chmod(tmp, mode)
         if exclusive:
             _publish_new(Path(tmp), path, payload, mode)
@@ -34,6 +31,14 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o600, exclusive: bo
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_synced(fd: int, payload: bytes) -> None:
+    """Write ``payload`` to the open file ``fd``, flushed to disk, and close it."""
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _publish_new(tmp: Path, path: Path, payload: bytes, mode: int) -> None:
@@ -47,10 +52,7 @@ def _publish_new(tmp: Path, path: Path, payload: bytes, mode: int) -> None:
             raise
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
+            _write_synced(fd, payload)
             os.chmod(path, mode)
         except BaseException:
             path.unlink(missing_ok=True)  # the file is ours (O_EXCL): no half-written file stays behind
